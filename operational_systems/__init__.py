@@ -1,0 +1,1 @@
+"""Simulated operational systems of the sample mesh (not part of the platform)."""

@@ -1,0 +1,157 @@
+"""build_domain: a domain's manifests + dbt project + Python assets -> dagster.Definitions."""
+
+
+import os
+from collections.abc import Iterator, Sequence
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    AssetsDefinition,
+    AutomationCondition,
+    Definitions,
+    Failure,
+    FreshnessPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    asset,
+    define_asset_job,
+    in_process_executor,
+)
+import duckdb
+import pyarrow as pa
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from platform_resources import dbt, ports
+from platform_resources.contracts import CHECK_DESCRIPTIONS, run_contract_checks
+from platform_resources.home import domain_duckdb_path, mesh_home
+from platform_resources.ingestion import ingestion_assets
+from platform_resources.inputs import load_input_ports
+from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.registry import Registry, mesh_registry
+
+DOMAIN_JOB_SUFFIX = "_all_products"
+
+
+def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), registry: Registry | None = None) -> Definitions:
+    """The Definitions of one domain's code location, generated from its product manifests.
+
+    Loading reads YAML manifests and the prepared dbt manifest.json only: no dbt parse, database or network.
+    """
+    registry = registry or mesh_registry()
+    products = registry.products_of(domain)
+    dbt_manifest = dbt.load_manifest_json(domain)
+    relations = dbt.model_relations(dbt_manifest)
+    port_assets = [_port_asset(registry, m, port, relations) for m in products for port in m.output_ports]
+    return Definitions(
+        assets=[*ingestion_assets(domain, products), _dbt_models(domain, registry, dbt_manifest), *port_assets, *assets],
+        jobs=[define_asset_job(f"{domain}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
+                               description=f"Publish every data product of {domain}, as `mesh run` does.")],
+        resources={"dbt": dbt.dbt_resource(domain)},
+        # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
+        executor=in_process_executor,
+    )
+
+
+def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDefinition:
+    translator = dbt.MeshDbtTranslator(domain, registry.products_of(domain))
+
+    @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain}_dbt_models")
+    def _models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
+        for loaded in load_input_ports(registry, domain):
+            context.log.info(f"input port {loaded.port_id} -> {loaded.schema}.{loaded.table}: {loaded.rows} rows "
+                             f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return _models
+
+
+def _column_schema(port: OutputPort) -> TableSchema:
+    return TableSchema(columns=[
+        TableColumn(c.name, c.type, description=c.description, tags={"classification": c.classification},
+                    constraints=TableColumnConstraints(nullable=c.nullable, unique=port.contract.primary_key == [c.name]))
+        for c in port.contract.columns
+    ])
+
+
+def _tags(manifest: Manifest, port: OutputPort) -> dict[str, str]:
+    tags = {tag: "" for tag in manifest.tags}
+    tags.update({"mesh/archetype": manifest.archetype, "mesh/status": manifest.status, "mesh/visibility": port.visibility})
+    return tags
+
+
+def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, port_id: str) -> dict:
+    metadata = {
+        "dagster/column_schema": _column_schema(port),
+        "dagster/table_name": f"{ports.CATALOG_NAME}.{ports.table_name(port_id)}",
+        "mesh/product_id": manifest.id,
+        "mesh/port_id": port_id,
+        "mesh/contract_version": port.contract.version or manifest.version,
+        "mesh/product_version": manifest.version,
+        "mesh/primary_key": ", ".join(port.contract.primary_key),
+        "mesh/actual_time": port.actual_time,
+        "mesh/visibility": port.visibility,
+        "mesh/owner": f"{manifest.owner.team} <{manifest.owner.email}>",
+        "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",
+        "mesh/manifest": MetadataValue.path(str(registry.files[manifest.id])),
+        "mesh/read": MetadataValue.md(f"`mesh read {port_id} --limit 10`"),
+    }
+    uri = ports.default_location(port_id)
+    if uri:
+        metadata["dagster/uri"] = uri
+    if registry.problems.get(manifest.id):
+        metadata["mesh/errors"] = MetadataValue.md("\n".join(f"- {p}" for p in registry.problems[manifest.id]))
+    return metadata
+
+
+def _port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str]) -> AssetsDefinition:
+    port_id = f"{manifest.id}.{port.name}"
+    key = AssetKey([manifest.domain, manifest.product, port.name])
+    model_key = dbt.internal_key(manifest.domain, port.dbt_model)
+    freshness = port.freshness and FreshnessPolicy.time_window(
+        fail_window=port.freshness.to_timedelta(port.freshness.max_age),
+        warn_window=port.freshness.warn_after and port.freshness.to_timedelta(port.freshness.warn_after))
+    checks = [AssetCheckSpec(name, asset=key, description=text, blocking=True) for name, text in CHECK_DESCRIPTIONS.items()]
+
+    @asset(key=key, deps=[model_key], group_name=manifest.domain, description=f"{manifest.description}\n\n**Port {port.name}**: {port.description}",
+           owners=[f"team:{manifest.owner.team}", manifest.owner.email], kinds={"iceberg"}, tags=_tags(manifest, port),
+           metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness or None,
+           automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
+    def _publish(context: AssetExecutionContext) -> Iterator:
+        if registry.problems.get(manifest.id):
+            raise Failure(f"{manifest.id} cannot publish: " + "; ".join(registry.problems[manifest.id]))
+        if port.dbt_model not in relations:
+            raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
+                          f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+        staged = _read_staged(manifest.domain, relations[port.dbt_model])
+        outcomes = run_contract_checks(port.contract, staged)
+        for outcome in outcomes:
+            yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=AssetCheckSeverity.ERROR,
+                                   description=outcome.summary, metadata=outcome.details)
+        failed = [o for o in outcomes if not o.passed]
+        if failed:
+            raise Failure(description=f"contract of {port_id} violated, nothing published; the port keeps serving its "
+                                      f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
+        published = ports.publish(port_id, staged, {c.name: c.description for c in port.contract.columns})
+        context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+        yield MaterializeResult(metadata={
+            "dagster/row_count": published.rows,
+            "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
+            "mesh/snapshot_id": str(published.snapshot_id),
+            "dagster/uri": published.location,
+        })
+
+    return _publish
+
+
+def _read_staged(domain: str, relation: str) -> pa.Table:
+    with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
+        return con.execute(f"select * from {relation}").fetch_arrow_table()

@@ -1,0 +1,127 @@
+"""The `mesh` command: run the mesh, read ports, list products."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import duckdb
+
+from platform_resources.home import REPO_ROOT, prepare_home
+
+
+def _run(args: argparse.Namespace) -> int:
+    from platform_resources.runner import format_summary, run_mesh
+
+    summary = run_mesh(args.scale, args.domain, log=print)
+    print()
+    print(format_summary(summary))
+    return 0 if summary.ok else 1
+
+
+def _read(args: argparse.Namespace) -> int:
+    from platform_resources.access import read_port
+    from platform_resources.ports import PROCESSING_TIME_COLUMN
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    table, version = read_port(load_registry(), args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
+    if args.format == "json":
+        print(json.dumps(table.to_pylist(), default=str, indent=1))
+    elif args.format == "csv":
+        duckdb.sql("select * from table").write_csv("/dev/stdout")
+    else:
+        print(f"{args.port}: {table.num_rows} rows, processing time {version.processing_time.isoformat()}, "
+              f"snapshot {version.snapshot_id}")
+        duckdb.sql(f'select * exclude ("{PROCESSING_TIME_COLUMN}") from table').show(max_width=200)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from platform_resources import ports
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    registry = load_registry()
+    for domain in registry.domains:
+        print(f"{domain}")
+        for manifest in registry.products_of(domain):
+            problems = registry.problems.get(manifest.id)
+            print(f"  {manifest.id}  [{manifest.archetype}, {manifest.status}, v{manifest.version}]  "
+                  f"owner {manifest.owner.team} <{manifest.owner.email}>" + ("  ERRORS: " + "; ".join(problems) if problems else ""))
+            for port in manifest.output_ports:
+                port_id = f"{manifest.id}.{port.name}"
+                try:
+                    served = ports.resolve_version(port_id).processing_time.isoformat()
+                except LookupError:
+                    served = "not published"
+                print(f"    {port_id:<45} {port.visibility:<10} {served}")
+        for product_id, errors in registry.broken.items():
+            if product_id.startswith(f"{domain}."):
+                print(f"  BROKEN MANIFEST: {errors}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from platform_resources import dbt
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    parsed = dbt.prepare(list(load_registry().domains))
+    print(f"prepared: {', '.join(parsed) or 'all dbt projects were up to date'}")
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """dagster dev on the mesh's own instance, so the UI shows the runs of `mesh run`."""
+    from platform_resources import dbt
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    dbt.prepare(list(load_registry().domains))
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    return subprocess.call([dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), *args.dagster_args])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialize every data product, domain by domain in dependency order")
+    run.add_argument("--scale", type=float, default=0.01, help="TPC-H scale of the sample operational systems (default 0.01)")
+    run.add_argument("--domain", action="append", help="only this domain (repeatable)")
+    run.set_defaults(handler=_run)
+
+    read = commands.add_parser("read", help="read an output port: domain.product.port")
+    read.add_argument("port")
+    read.add_argument("--as-of", help="processing time (ISO 8601) to read the port as it was served then")
+    read.add_argument("--limit", type=int, help="at most this many rows")
+    read.add_argument("--as", dest="as_consumer", help="the consuming product (domain.product), for restricted ports")
+    read.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    read.set_defaults(handler=_read)
+
+    commands.add_parser("list", help="list domains, products and ports").set_defaults(handler=_list)
+    commands.add_parser("prepare", help="prepare the dbt projects (dbt parse) of every domain").set_defaults(handler=_prepare)
+    dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
+    dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
+    dev.set_defaults(handler=_dev)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (LookupError, PermissionError, ValueError) as exc:
+        # Errors meant for people: print the message, not a traceback.
+        print(f"mesh {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

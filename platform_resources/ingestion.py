@@ -1,0 +1,48 @@
+"""Ingestion of operational sources: copy a table of an operational system into the domain's DuckDB."""
+
+
+import duckdb
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
+
+from platform_resources.dbt import internal_key
+from platform_resources.home import domain_duckdb_path, operational_dir
+from platform_resources.manifest import Manifest
+
+
+def operational_database(system: str):
+    return operational_dir() / f"{system}.duckdb"
+
+
+def ingest_table(domain: str, system: str, table: str) -> int:
+    """Replace <system>.<table> in the domain's DuckDB with the operational system's current table."""
+    source = operational_database(system)
+    if not source.exists():
+        raise FileNotFoundError(f"operational system '{system}' has no database at {source}; "
+                                f"generate the sample systems with `mesh run` (or `mesh generate`)")
+    target = domain_duckdb_path(domain)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"attach '{source}' as operational (read_only)")
+        con.execute(f'create schema if not exists "{system}"')
+        con.execute(f'create or replace table "{system}"."{table}" as select * from operational."{table}"')
+        return con.execute(f'select count(*) from "{system}"."{table}"').fetchone()[0]
+
+
+def ingestion_assets(domain: str, products: list[Manifest]) -> list[AssetsDefinition]:
+    """One ingestion asset per operational table the domain's products read."""
+    owners = sorted({f"team:{m.owner.team}" for m in products})
+    sources = sorted({p.operational for m in products for p in m.input_ports if p.operational})
+    return [_ingestion_asset(domain, source, owners) for source in sources]
+
+
+def _ingestion_asset(domain: str, source: str, owners: list[str]) -> AssetsDefinition:
+    system, table = source.split(".")
+
+    @asset(key=internal_key(domain, system, table), group_name=f"{domain}_internal", owners=owners,
+           kinds={"python", "duckdb"}, tags={"mesh/visibility": "domain-internal"},
+           description=f"Copies table `{table}` of the operational system `{system}` into {domain}'s DuckDB.")
+    def _ingest(context: AssetExecutionContext) -> MaterializeResult:
+        rows = ingest_table(domain, system, table)
+        return MaterializeResult(metadata={"dagster/row_count": rows, "source": str(operational_database(system))})
+
+    return _ingest

@@ -1,0 +1,281 @@
+"""The data product manifest: a pydantic model and a loader whose errors name file, line, field and fix."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from platform_resources.yaml_lines import load_yaml_with_lines
+
+SNAKE = r"[a-z][a-z0-9_]*"
+PRODUCT_ID = re.compile(rf"^({SNAKE})\.({SNAKE})$")
+PORT_ID = re.compile(rf"^({SNAKE})\.({SNAKE})\.({SNAKE})$")
+OPERATIONAL_SOURCE = re.compile(rf"^({SNAKE})\.({SNAKE})$")
+SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+COLUMN_TYPE = re.compile(
+    r"^(boolean|tinyint|smallint|integer|bigint|float|double|varchar|date|timestamp|timestamptz"
+    r"|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
+)
+COLUMN_TYPES_HELP = "boolean, integer, bigint, double, decimal(P,S), varchar, date, timestamp or timestamptz"
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ManifestError(ValueError):
+    """A manifest problem a person can fix: where it is, what is wrong, what to do."""
+
+    def __init__(self, file: Path | str, line: int, field: str, problem: str, fix: str):
+        self.file, self.line, self.field, self.problem, self.fix = str(file), line, field, problem, fix
+        super().__init__(f"{file}:{line}: field '{field}': {problem}. Fix: {fix}")
+
+
+class ManifestErrors(ValueError):
+    """Every problem found in one manifest file."""
+
+    def __init__(self, errors: list[ManifestError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class _Model(BaseModel):
+    # Unknown fields are typos more often than not: reject them.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Owner(_Model):
+    team: str = Field(min_length=1)
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL.match(value):
+            raise ValueError(f"'{value}' is not an email address; use a team mailbox like data-team@example.com")
+        return value
+
+
+class Column(_Model):
+    name: str = Field(min_length=1)
+    type: str
+    description: str = Field(min_length=1)
+    nullable: bool = True
+    classification: Literal["public", "internal", "confidential", "pii"]
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        normalized = value.strip().lower()
+        if not COLUMN_TYPE.match(normalized):
+            raise ValueError(f"unknown column type '{value}'; use one of {COLUMN_TYPES_HELP}")
+        return re.sub(r"\s+", "", normalized)
+
+
+class Contract(_Model):
+    version: str | None = None
+    primary_key: list[str] = Field(min_length=1)
+    columns: list[Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> Contract:
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns {duplicates} are declared twice; keep one declaration of each")
+        missing = [k for k in self.primary_key if k not in names]
+        if missing:
+            raise ValueError(f"primary key columns {missing} are not among the declared columns {names}")
+        return self
+
+
+class Freshness(_Model):
+    max_age: str
+    warn_after: str | None = None
+
+    @field_validator("max_age", "warn_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not DURATION.match(value.strip()):
+            raise ValueError(f"'{value}' is not a duration; write a number and a unit s, m, h or d, like 26h")
+        return value
+
+    @staticmethod
+    def to_timedelta(value: str) -> timedelta:
+        amount, unit = DURATION.match(value.strip()).groups()  # type: ignore[union-attr]
+        return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+class AccessApproval(_Model):
+    consumer: str
+    reason: str = Field(min_length=1)
+
+    @field_validator("consumer")
+    @classmethod
+    def _consumer(cls, value: str) -> str:
+        if not PRODUCT_ID.match(value):
+            raise ValueError(f"'{value}' is not a product id; write the consuming product as domain.product")
+        return value
+
+
+class OutputPort(_Model):
+    name: str = Field(pattern=rf"^{SNAKE}$")
+    description: str = Field(min_length=1)
+    visibility: Literal["public", "restricted", "internal"]
+    model: str | None = Field(default=None, description="dbt model that builds the port; defaults to the port name")
+    actual_time: str = Field(description="column holding the actual time, or 'snapshot'")
+    freshness: Freshness | None = None
+    contract: Contract
+    approved_access: list[AccessApproval] = Field(default_factory=list)
+
+    @property
+    def dbt_model(self) -> str:
+        return self.model or self.name
+
+    @model_validator(mode="after")
+    def _actual_time_is_a_column(self) -> OutputPort:
+        names = [c.name for c in self.contract.columns]
+        if self.actual_time != "snapshot" and self.actual_time not in names:
+            raise ValueError(f"actual_time '{self.actual_time}' is neither 'snapshot' nor a declared column {names}")
+        if self.approved_access and self.visibility != "restricted":
+            raise ValueError("approved_access only applies to restricted ports; set visibility: restricted or remove it")
+        return self
+
+
+class AccessRequest(_Model):
+    reason: str = Field(min_length=1)
+
+
+class InputPort(_Model):
+    name: str = Field(pattern=rf"^{SNAKE}$")
+    source: str | None = Field(default=None, alias="from", description="domain.product.port of another product")
+    operational: str | None = Field(default=None, description="system.table of an operational system")
+    access_request: AccessRequest | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputPort:
+        if (self.source is None) == (self.operational is None):
+            raise ValueError("an input port reads either 'from: domain.product.port' or 'operational: system.table'; give exactly one")
+        if self.source is not None and not PORT_ID.match(self.source):
+            raise ValueError(f"'from: {self.source}' is not a port id; write domain.product.port in snake_case")
+        if self.operational is not None and not OPERATIONAL_SOURCE.match(self.operational):
+            raise ValueError(f"'operational: {self.operational}' is not a source; write system.table in snake_case")
+        return self
+
+
+class Manifest(_Model):
+    id: str
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    owner: Owner
+    archetype: Literal["source-aligned", "aggregate", "consumer-aligned"]
+    status: Literal["draft", "active", "deprecated", "retired"]
+    version: str
+    tags: list[str] = Field(default_factory=list)
+    input_ports: list[InputPort] = Field(default_factory=list)
+    output_ports: list[OutputPort] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not PRODUCT_ID.match(value):
+            raise ValueError(f"'{value}' is not a product id; write domain.product in snake_case, like crm.customers")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not SEMVER.match(str(value)):
+            raise ValueError(f"'{value}' is not a semantic version; write MAJOR.MINOR.PATCH, like 1.0.0")
+        return str(value)
+
+    @model_validator(mode="after")
+    def _unique_port_names(self) -> Manifest:
+        for kind, ports in (("output", self.output_ports), ("input", self.input_ports)):
+            names = [p.name for p in ports]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} port names {duplicates} are used twice; give each port its own name")
+        return self
+
+    @property
+    def domain(self) -> str:
+        return self.id.split(".")[0]
+
+    @property
+    def product(self) -> str:
+        return self.id.split(".")[1]
+
+    def output_port(self, name: str) -> OutputPort | None:
+        return next((p for p in self.output_ports if p.name == name), None)
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+_FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "remove it, or check its spelling against the manifest fields",
+    "literal_error": "use one of the allowed values",
+    "string_type": "write a text value",
+    "list_type": "write a YAML list",
+    "bool_type": "write true or false",
+    "too_short": "give at least one entry",
+    "string_too_short": "write a non-empty text",
+    "string_pattern_mismatch": "use snake_case: lower-case letters, digits and underscores",
+}
+
+
+def _describe(error: dict) -> tuple[str, str]:
+    """(problem, fix) for one pydantic error."""
+    kind = error["type"]
+    if kind == "value_error":
+        # Our validators write "problem; fix" in one message.
+        message = str(error["ctx"]["error"])
+        problem, _, fix = message.partition("; ")
+        return problem, fix or "correct the value"
+    if kind == "missing":
+        return "is required but missing", "add it"
+    if kind == "literal_error":
+        return f"'{error.get('input')}' is not allowed", f"use one of {error['ctx']['expected']}"
+    if kind == "extra_forbidden":
+        return "is not a manifest field", _FIXES[kind]
+    return error["msg"], _FIXES.get(kind, "correct the value")
+
+
+def _field_name(location: tuple) -> str:
+    parts = [p for p in location if not (isinstance(p, str) and p.startswith("function-"))]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and validate one manifest file, raising ManifestErrors that point at file:line."""
+    try:
+        parsed = load_yaml_with_lines(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ManifestErrors([ManifestError(path, line, "(document)", f"is not valid YAML ({getattr(exc, 'problem', exc)})",
+                                            "fix the YAML syntax at that line (indentation, a missing ':' or quote)")]) from None
+    except OSError as exc:
+        raise ManifestErrors([ManifestError(path, 1, "(document)", f"cannot be read ({exc.strerror})",
+                                            "check that the file exists and is readable")]) from None
+    if not isinstance(parsed.data, dict):
+        raise ManifestErrors([ManifestError(path, 1, "(document)", "is not a YAML mapping",
+                                            "start the file with 'id: domain.product' and the other manifest fields")])
+    try:
+        return Manifest.model_validate(parsed.data)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors():
+            location = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            # pydantic reports aliased fields by alias ('from'), which is how the YAML spells them.
+            problem, fix = _describe(error)
+            errors.append(ManifestError(path, parsed.line_of(location), _field_name(location), problem, fix))
+        raise ManifestErrors(errors) from None

@@ -1,0 +1,152 @@
+"""Output-port storage: one Iceberg table per port, atomic publish stamped with a processing time, time travel."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+from pyiceberg.utils.config import Config
+
+from platform_resources.home import mesh_home
+
+CATALOG_NAME = "mesh"
+PROCESSING_TIME_COLUMN = "_processing_time"
+PROCESSING_TIME_PROPERTY = "mesh.processing-time"
+
+
+class PortNotPublishedError(LookupError):
+    pass
+
+
+class TimeTravelError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class PortVersion:
+    processing_time: datetime
+    snapshot_id: int
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    port_id: str
+    processing_time: datetime
+    snapshot_id: int
+    rows: int
+    table_name: str
+    location: str
+
+
+@functools.cache
+def _catalog_for(home: str) -> Catalog:
+    # A catalog configured the standard pyiceberg way (.pyiceberg.yaml or PYICEBERG_CATALOG__MESH__*),
+    # for example a REST catalog, wins over the local SQLite default under the mesh home.
+    if Config().get_catalog_config(CATALOG_NAME):
+        return load_catalog(CATALOG_NAME)
+    return load_catalog(CATALOG_NAME, type="sql", uri=f"sqlite:///{home}/iceberg/catalog.db",
+                        warehouse=f"file://{home}/iceberg/warehouse")
+
+
+def catalog() -> Catalog:
+    return _catalog_for(str(mesh_home()))
+
+
+def table_identifier(port_id: str) -> tuple[str, str]:
+    """crm.customers.customer_contacts -> namespace 'crm', table 'customers__customer_contacts'."""
+    domain, product, port = port_id.split(".")
+    return domain, f"{product}__{port}"
+
+
+def table_name(port_id: str) -> str:
+    return ".".join(table_identifier(port_id))
+
+
+def default_location(port_id: str) -> str | None:
+    """Where the default local catalog keeps the port's table; None when another catalog is configured."""
+    if Config().get_catalog_config(CATALOG_NAME):
+        return None
+    namespace, name = table_identifier(port_id)
+    return f"file://{mesh_home()}/iceberg/warehouse/{namespace}/{name}"
+
+
+def _load_table(port_id: str) -> Table:
+    try:
+        return catalog().load_table(table_identifier(port_id))
+    except NoSuchTableError:
+        raise PortNotPublishedError(f"port {port_id} has not been published yet; materialize it first "
+                                    f"(mesh run --domain {port_id.split('.')[0]})") from None
+
+
+def versions(port_id: str) -> list[PortVersion]:
+    """Every retained publish of the port, oldest first (one entry per processing time)."""
+    table = _load_table(port_id)
+    by_time: dict[str, int] = {}
+    for entry in table.metadata.snapshot_log:  # commit order
+        snapshot = table.snapshot_by_id(entry.snapshot_id)
+        stamp = snapshot.summary.additional_properties.get(PROCESSING_TIME_PROPERTY) if snapshot else None
+        if stamp:
+            by_time[stamp] = snapshot.snapshot_id  # the last snapshot of a publish is what it served
+    return sorted((PortVersion(datetime.fromisoformat(t), s) for t, s in by_time.items()), key=lambda v: v.processing_time)
+
+
+def _next_processing_time(port_id: str) -> datetime:
+    """Now, but strictly after the port's last processing time even if the clock stepped back."""
+    now = datetime.now(timezone.utc)
+    try:
+        history = versions(port_id)
+    except PortNotPublishedError:
+        return now
+    return max(now, history[-1].processing_time + timedelta(microseconds=1)) if history else now
+
+
+def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None) -> PublishResult:
+    """Replace what the port serves with `data` in one atomic Iceberg commit, stamped with a new processing time."""
+    processing_time = _next_processing_time(port_id)
+    stamped = data.append_column(
+        pa.field(PROCESSING_TIME_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.array([processing_time] * data.num_rows, pa.timestamp("us", tz="UTC")),
+    )
+    namespace, name = table_identifier(port_id)
+    cat = catalog()
+    cat.create_namespace_if_not_exists(namespace)
+    table = cat.create_table_if_not_exists((namespace, name), schema=stamped.schema,
+                                           properties={"mesh.port-id": port_id})
+    with table.transaction() as tx, warnings.catch_warnings():
+        # The first publish of a port overwrites an empty table; pyiceberg warns that nothing was deleted.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        with tx.update_schema() as update:
+            update.union_by_name(stamped.schema)
+            for column, doc in (column_docs or {}).items():
+                update.update_column(column, doc=doc)
+        tx.overwrite(stamped, snapshot_properties={PROCESSING_TIME_PROPERTY: processing_time.isoformat()})
+    table = cat.load_table((namespace, name))
+    return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
+                         f"{namespace}.{name}", table.location())
+
+
+def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
+    """The publish that was being served at `as_of` (the latest when None)."""
+    history = versions(port_id)
+    if not history:
+        raise PortNotPublishedError(f"port {port_id} has no published version")
+    if as_of is None:
+        return history[-1]
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    served = [v for v in history if v.processing_time <= as_of]
+    if not served:
+        raise TimeTravelError(
+            f"{as_of.isoformat()} is before the oldest retained version of {port_id} "
+            f"(processing time {history[0].processing_time.isoformat()}); ask for a later time")
+    return served[-1]
+
+
+def scan_version(port_id: str, version: PortVersion, limit: int | None = None) -> pa.Table:
+    return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit).to_arrow()

@@ -1,0 +1,140 @@
+"""`mesh run`: materialize every data product of every domain, domain by domain in dependency order.
+
+Runs are recorded in the mesh's Dagster instance, so `dagster dev` shows them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from datetime import datetime, timezone
+from dataclasses import dataclass, field
+
+from dagster import DagsterEventType, DagsterInstance, Definitions
+
+from platform_resources import dbt
+from platform_resources.build import DOMAIN_JOB_SUFFIX
+from platform_resources.home import operational_dir, prepare_home
+from platform_resources.registry import Registry, RegistryError, load_registry
+
+
+# The full event log is in the Dagster instance; the console gets warnings and the summary.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class PortOutcome:
+    port_id: str
+    rows: int | None = None
+    processing_time: str | None = None
+    checks_passed: int = 0
+    checks_failed: int = 0
+    error: str | None = None
+
+
+@dataclass
+class MeshRunSummary:
+    scale: float
+    ports: dict[str, PortOutcome] = field(default_factory=dict)
+    failed_domains: dict[str, str] = field(default_factory=dict)
+    run_ids: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_domains and all(p.error is None and p.rows is not None for p in self.ports.values())
+
+
+def load_definitions(registry: Registry, domain: str) -> Definitions:
+    return importlib.import_module(registry.domains[domain].module).defs
+
+
+def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags: dict[str, str],
+               summary: MeshRunSummary) -> None:
+    defs = load_definitions(registry, domain)
+    job = defs.resolve_job_def(f"{domain}{DOMAIN_JOB_SUFFIX}")
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags={**tags, "mesh/domain": domain},
+                                    run_config=QUIET_CONSOLE)
+    summary.run_ids[domain] = result.run_id
+    port_ids = {f"{m.id}.{p.name}" for m in registry.products_of(domain) for p in m.output_ports}
+    for port_id in sorted(port_ids):
+        summary.ports[port_id] = PortOutcome(port_id)
+    for event in result.all_events:
+        key = event.asset_key
+        port_id = ".".join(key.path) if key else None
+        outcome = summary.ports.get(port_id) if port_id else None
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and outcome:
+            metadata = event.step_materialization_data.materialization.metadata
+            outcome.rows = metadata["dagster/row_count"].value
+            outcome.processing_time = metadata["mesh/processing_time"].value
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            outcome = summary.ports.get(".".join(evaluation.asset_key.path))
+            if outcome:
+                if evaluation.passed:
+                    outcome.checks_passed += 1
+                else:
+                    outcome.checks_failed += 1
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.user_failure_data
+            message = (error.description if error else None) or event.step_failure_data.error.message.strip()
+            step_port = event.step_key.replace("__", ".") if event.step_key else ""
+            if step_port in summary.ports:
+                summary.ports[step_port].error = message
+            else:
+                summary.failed_domains[domain] = f"step {event.step_key} failed: {message.splitlines()[0]}"
+    if not result.success and domain not in summary.failed_domains and not any(
+            summary.ports[p].error for p in port_ids):
+        summary.failed_domains[domain] = "run failed; see the run in Dagster"
+
+
+def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -> MeshRunSummary:
+    started = time.perf_counter()
+    prepare_home()
+    from operational_systems import tpch  # the sample mesh's simulated sources
+
+    if tpch.ensure(operational_dir(), scale):
+        log(f"generated the operational systems at TPC-H scale {scale} in {operational_dir()}")
+    registry = load_registry()
+    order = registry.domain_order()
+    unknown = sorted(set(domains or []) - set(order))
+    if unknown:
+        raise RegistryError(f"unknown domains {unknown}; the workspace has {order}")
+    selected = [d for d in order if not domains or d in domains]
+    parsed = dbt.prepare(selected)
+    if parsed:
+        log(f"prepared dbt projects: {', '.join(parsed)}")
+    summary = MeshRunSummary(scale)
+    instance = DagsterInstance.get()
+    tags = {"mesh/batch": uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
+    for domain in selected:
+        domain_started = time.perf_counter()
+        run_domain(registry, domain, instance, tags, summary)
+        log(f"  {domain:<12} {time.perf_counter() - domain_started:6.1f} s  run {summary.run_ids.get(domain, '-')}")
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def format_summary(summary: MeshRunSummary) -> str:
+    header = f"{'port':<45} {'rows':>9}  {'checks':>7}  {'processing time':<32} status"
+    lines = [header, "-" * len(header)]
+    for outcome in summary.ports.values():
+        status = "published" if outcome.rows is not None else f"NOT PUBLISHED: {outcome.error or 'skipped (upstream failed)'}"
+        checks = f"{outcome.checks_passed}/{outcome.checks_passed + outcome.checks_failed}"
+        when = "-"
+        if outcome.processing_time is not None:
+            when = datetime.fromtimestamp(outcome.processing_time, timezone.utc).isoformat()
+        rows = "-" if outcome.rows is None else f"{outcome.rows:,}"
+        lines.append(f"{outcome.port_id:<45} {rows:>9}  {checks:>7}  {when:<32} {status}")
+    for domain, error in summary.failed_domains.items():
+        lines.append(f"domain {domain} FAILED: {error}")
+    products = {p.rsplit('.', 1)[0] for p in summary.ports}
+    published = [p for p in summary.ports.values() if p.rows is not None]
+    passed = sum(p.checks_passed for p in summary.ports.values())
+    failed = sum(p.checks_failed for p in summary.ports.values())
+    lines.append("")
+    lines.append(f"{len(products)} products, {len(published)}/{len(summary.ports)} ports published, "
+                 f"{sum(p.rows for p in published):,} rows, checks {passed} passed / {failed} failed, "
+                 f"scale {summary.scale}, {summary.seconds:.1f} s")
+    return "\n".join(lines)

@@ -30,15 +30,15 @@ def _read(args: argparse.Namespace) -> int:
 
     prepare_home()
     as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
-    table, version = read_port(load_registry(), args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
+    served, version = read_port(load_registry(), args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
     if args.format == "json":
-        print(json.dumps(table.to_pylist(), default=str, indent=1))
+        print(json.dumps(served.to_pylist(), default=str, indent=1))
     elif args.format == "csv":
-        duckdb.sql("select * from table").write_csv("/dev/stdout")
+        duckdb.sql("select * from served").write_csv("/dev/stdout")
     else:
-        print(f"{args.port}: {table.num_rows} rows, processing time {version.processing_time.isoformat()}, "
+        print(f"{args.port}: {served.num_rows} rows, processing time {version.processing_time.isoformat()}, "
               f"snapshot {version.snapshot_id}")
-        duckdb.sql(f'select * exclude ("{PROCESSING_TIME_COLUMN}") from table').show(max_width=200)
+        duckdb.sql(f'select * exclude ("{PROCESSING_TIME_COLUMN}") from served').show()
     return 0
 
 

@@ -5,6 +5,7 @@ Runs are recorded in the mesh's Dagster instance, so `dagster dev` shows them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 import uuid
@@ -15,7 +16,7 @@ from dagster import DagsterEventType, DagsterInstance, Definitions
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
-from platform_resources.home import operational_dir, prepare_home
+from platform_resources.home import mesh_home, operational_dir, prepare_home
 from platform_resources.registry import Registry, RegistryError, load_registry
 
 
@@ -54,8 +55,11 @@ def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags:
                summary: MeshRunSummary) -> None:
     defs = load_definitions(registry, domain)
     job = defs.resolve_job_def(f"{domain}{DOMAIN_JOB_SUFFIX}")
-    result = job.execute_in_process(instance=instance, raise_on_error=False, tags={**tags, "mesh/domain": domain},
-                                    run_config=QUIET_CONSOLE)
+    # dbt writes its own log to stdout; keep it in a file so the console shows the summary.
+    log_file = mesh_home() / "logs" / f"{domain}.log"
+    with log_file.open("w") as log, contextlib.redirect_stdout(log):
+        result = job.execute_in_process(instance=instance, raise_on_error=False, tags={**tags, "mesh/domain": domain},
+                                        run_config=QUIET_CONSOLE)
     summary.run_ids[domain] = result.run_id
     port_ids = {f"{m.id}.{p.name}" for m in registry.products_of(domain) for p in m.output_ports}
     for port_id in sorted(port_ids):
@@ -111,7 +115,8 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -
     for domain in selected:
         domain_started = time.perf_counter()
         run_domain(registry, domain, instance, tags, summary)
-        log(f"  {domain:<12} {time.perf_counter() - domain_started:6.1f} s  run {summary.run_ids.get(domain, '-')}")
+        log(f"  {domain:<12} {time.perf_counter() - domain_started:6.1f} s  run {summary.run_ids.get(domain, '-')}"
+            f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -1,0 +1,25 @@
+# Two targets a newcomer needs: `make run` (set up + run the mesh) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+SCALE ?= 0.01
+
+.PHONY: run test dev benchmark
+
+run: $(VENV)/.installed
+	$(VENV)/bin/mesh run --scale $(SCALE)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+dev: $(VENV)/.installed
+	$(VENV)/bin/mesh dev
+
+benchmark: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/mesh_vs_duckdb.py
+
+# Pinned install: direct pins in pyproject.toml, the whole resolved set in constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e .
+	touch $@

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from platform_resources.yaml_lines import load_yaml_with_lines
 
@@ -78,19 +78,27 @@ class Column(_Model):
 
 class Contract(_Model):
     version: str | None = None
-    primary_key: list[str] = Field(min_length=1)
     columns: list[Column] = Field(min_length=1)
+    primary_key: list[str] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _keys_are_columns(self) -> Contract:
-        names = [c.name for c in self.columns]
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, columns: list[Column]) -> list[Column]:
+        names = [c.name for c in columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"columns {duplicates} are declared twice; keep one declaration of each")
-        missing = [k for k in self.primary_key if k not in names]
-        if missing:
-            raise ValueError(f"primary key columns {missing} are not among the declared columns {names}")
-        return self
+        return columns
+
+    @field_validator("primary_key")
+    @classmethod
+    def _keys_are_columns(cls, key: list[str], info: ValidationInfo) -> list[str]:
+        names = [c.name for c in info.data.get("columns", [])]
+        missing = [k for k in key if k not in names]
+        if names and missing:
+            raise ValueError(f"primary key columns {missing} are not among the declared columns {names}; "
+                             "list only declared columns in primary_key, or declare the missing ones")
+        return key
 
 
 class Freshness(_Model):
@@ -127,23 +135,31 @@ class OutputPort(_Model):
     description: str = Field(min_length=1)
     visibility: Literal["public", "restricted", "internal"]
     model: str | None = Field(default=None, description="dbt model that builds the port; defaults to the port name")
+    contract: Contract
     actual_time: str = Field(description="column holding the actual time, or 'snapshot'")
     freshness: Freshness | None = None
-    contract: Contract
     approved_access: list[AccessApproval] = Field(default_factory=list)
 
     @property
     def dbt_model(self) -> str:
         return self.model or self.name
 
-    @model_validator(mode="after")
-    def _actual_time_is_a_column(self) -> OutputPort:
-        names = [c.name for c in self.contract.columns]
-        if self.actual_time != "snapshot" and self.actual_time not in names:
-            raise ValueError(f"actual_time '{self.actual_time}' is neither 'snapshot' nor a declared column {names}")
-        if self.approved_access and self.visibility != "restricted":
+    @field_validator("actual_time")
+    @classmethod
+    def _actual_time_is_a_column(cls, value: str, info: ValidationInfo) -> str:
+        contract = info.data.get("contract")
+        names = [c.name for c in contract.columns] if contract else []
+        if contract and value != "snapshot" and value not in names:
+            raise ValueError(f"actual_time '{value}' is neither 'snapshot' nor a declared column {names}; "
+                             "name the column that holds when each fact happened, or write 'snapshot'")
+        return value
+
+    @field_validator("approved_access")
+    @classmethod
+    def _approvals_need_restricted(cls, value: list[AccessApproval], info: ValidationInfo) -> list[AccessApproval]:
+        if value and info.data.get("visibility") != "restricted":
             raise ValueError("approved_access only applies to restricted ports; set visibility: restricted or remove it")
-        return self
+        return value
 
 
 class AccessRequest(_Model):

@@ -1,0 +1,35 @@
+"""Every test session gets its own mesh home, so tests never touch the user's .mesh/."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("mesh_home")
+    os.environ["MESH_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    os.environ["DO_NOT_TRACK"] = "1"
+    return home
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch) -> Path:
+    """A mesh home of the test's own (empty catalog, empty DuckDB files)."""
+    home = tmp_path / "mesh"
+    monkeypatch.setenv("MESH_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def prepared_dbt(session_home) -> None:
+    """dbt manifests for every domain (what `mesh run` prepares before loading code locations)."""
+    from platform_resources import dbt
+    from platform_resources.registry import mesh_registry
+
+    dbt.prepare(list(mesh_registry().domains))

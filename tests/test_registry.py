@@ -1,0 +1,148 @@
+"""Registry: loads every domain of a workspace, resolves input ports, and isolates broken manifests."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey
+
+from platform_resources.registry import RegistryError, load_registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
+    domain = product_id.split(".")[0]
+    return {
+        "id": product_id, "name": product_id, "description": f"The {product_id} product.",
+        "owner": {"team": domain, "email": f"{domain}@example.com"},
+        "archetype": "aggregate" if inputs else "source-aligned", "status": "active", "version": "1.0.0",
+        "input_ports": [{"name": f"in_{i}", "from": source} for i, source in enumerate(inputs)]
+        or [{"name": "system", "operational": f"{domain}_db.things"}],
+        "output_ports": [{
+            "name": port, "description": "A port.", "visibility": "public", "actual_time": "snapshot",
+            "contract": {"primary_key": ["id"], "columns": [
+                {"name": "id", "type": "bigint", "description": "Key.", "classification": "public"}]},
+        } for port in ports],
+    }
+
+
+def make_workspace(root: Path, manifests: dict[str, dict | str]) -> Path:
+    """manifests: 'domain/file.yaml' -> manifest dict (or raw text for broken files)."""
+    domains = sorted({name.split("/")[0] for name in manifests})
+    for name, content in manifests.items():
+        domain, file = name.split("/")
+        path = root / "locations" / domain / "products" / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    workspace = root / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [
+        {"python_module": {"module_name": f"locations.{d}.definitions", "location_name": d, "working_directory": "."}}
+        for d in domains]}))
+    return workspace
+
+
+def test_resolves_ports_consumers_and_domain_order(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {
+        "shop/orders.yaml": product("shop.orders", ports=("orders", "lines")),
+        "geo/nations.yaml": product("geo.nations"),
+        "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.lines", "geo.nations.main"]),
+    }))
+    assert not registry.problems and not registry.broken
+    assert sorted(registry.products) == ["bi.revenue", "geo.nations", "shop.orders"]
+    manifest, port = registry.port("shop.orders.lines")
+    assert (manifest.id, port.name) == ("shop.orders", "lines")
+    assert registry.consumers("shop.orders.lines") == ["bi.revenue"]
+    assert registry.consumers("shop.orders.orders") == []
+    assert registry.upstream_products("bi.revenue") == {"shop.orders", "geo.nations"}
+    order = registry.domain_order()
+    assert order.index("bi") > order.index("shop") and order.index("bi") > order.index("geo")
+    with pytest.raises(RegistryError, match="unknown output port shop.orders.nope"):
+        registry.port("shop.orders.nope")
+
+
+def test_unknown_product_and_unknown_port_are_reported_on_the_consumer(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {
+        "shop/orders.yaml": product("shop.orders"),
+        "bi/a.yaml": product("bi.a", inputs=["shop.ordrs.main"]),
+        "bi/b.yaml": product("bi.b", inputs=["shop.orders.lines"]),
+    }))
+    assert "unknown product shop.ordrs; check the id" in registry.problems["bi.a"][0]
+    assert "shop.orders has no output port 'lines'; its ports are: main" in registry.problems["bi.b"][0]
+    assert "shop.orders" not in registry.problems
+
+
+def test_cycles_are_rejected_on_every_product_in_them(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {
+        "a/x.yaml": product("a.x", inputs=["b.y.main"]),
+        "b/y.yaml": product("b.y", inputs=["a.x.main"]),
+        "c/z.yaml": product("c.z"),
+    }))
+    for product_id in ("a.x", "b.y"):
+        assert any("form a cycle" in p for p in registry.problems[product_id])
+    assert "c.z" not in registry.problems
+    with pytest.raises(RegistryError, match="cycle"):
+        registry.domain_order()
+
+
+def test_duplicate_ids_are_rejected(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {
+        "shop/orders.yaml": product("shop.orders"),
+        "shop/orders_again.yaml": product("shop.orders"),
+        "bi/r.yaml": product("bi.r", inputs=["shop.orders.main"]),
+    }))
+    assert "shop.orders" not in registry.products
+    assert "declared by several manifests" in registry.problems["shop.orders"][0]
+    assert "cannot be resolved" in registry.problems["bi.r"][0]
+
+
+def test_a_broken_manifest_only_affects_its_consumers(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {
+        "shop/orders.yaml": "id: shop.orders\nname: [unclosed\n",
+        "shop/returns.yaml": product("shop.returns"),
+        "geo/nations.yaml": product("geo.nations"),
+        "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.main"]),
+        "bi/atlas.yaml": product("bi.atlas", inputs=["geo.nations.main", "shop.returns.main"]),
+    }))
+    assert "shop.orders" in registry.broken
+    assert sorted(registry.products) == ["bi.atlas", "bi.revenue", "geo.nations", "shop.returns"]
+    problem = registry.problems["bi.revenue"][0]
+    assert "the manifest of shop.orders is broken" in problem and "orders.yaml:" in problem
+    assert set(registry.problems) == {"bi.revenue"}
+
+
+def test_a_manifest_in_another_domains_folder_is_rejected(tmp_path):
+    registry = load_registry(make_workspace(tmp_path, {"shop/orders.yaml": product("geo.orders")}))
+    error = registry.broken["shop.orders"].errors[0]
+    assert error.field == "id" and "belongs to domain 'geo'" in error.problem and "start the id with 'shop.'" in error.fix
+
+
+def test_the_sample_mesh_resolves_cleanly():
+    registry = load_registry()
+    assert not registry.problems and not registry.broken
+    assert list(registry.domains) == ["geography", "crm", "sales", "supply", "finance", "marketing"]
+    order = registry.domain_order()
+    for consumer in ("finance", "marketing"):
+        assert all(order.index(consumer) > order.index(source) for source in ("geography", "crm", "sales", "supply"))
+    assert registry.consumers("crm.customers.customer_contacts") == ["finance.returned_items",
+                                                                     "marketing.large_volume_customers"]
+
+
+def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepared_dbt):
+    """The sample mesh with crm's manifest broken: finance and geography still build their Definitions."""
+    from platform_resources.build import build_domain
+
+    shutil.copytree(REPO_ROOT / "mesh_code_locations", tmp_path / "mesh_code_locations")
+    (tmp_path / "mesh_code_locations/crm/products/customers.yaml").write_text("id: crm.customers\nowner: [\n")
+    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    registry = load_registry(tmp_path / "workspace.yaml")
+
+    geography = build_domain("geography", registry=registry)
+    assert geography.resolve_asset_graph().get(AssetKey(["geography", "nations", "nations"]))
+    finance = build_domain("finance", registry=registry)
+    graph = finance.resolve_asset_graph()
+    returned = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))
+    assert "crm.customers is broken" in returned.metadata["mesh/errors"].value
+    healthy = graph.get(AssetKey(["finance", "top_supplier", "top_supplier"]))
+    assert "mesh/errors" not in healthy.metadata

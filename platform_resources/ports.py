@@ -6,6 +6,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
@@ -50,6 +51,7 @@ def _catalog_for(home: str) -> Catalog:
     # for example a REST catalog, wins over the local SQLite default under the mesh home.
     if Config().get_catalog_config(CATALOG_NAME):
         return load_catalog(CATALOG_NAME)
+    Path(home, "iceberg").mkdir(parents=True, exist_ok=True)
     return load_catalog(CATALOG_NAME, type="sql", uri=f"sqlite:///{home}/iceberg/catalog.db",
                         warehouse=f"file://{home}/iceberg/warehouse")
 

@@ -1,0 +1,108 @@
+"""Every code location of workspace.yaml loads, with the asset graph the manifests promise."""
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey
+
+from platform_resources.registry import load_registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DOMAINS = {"geography", "crm", "sales", "supply"}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+@pytest.fixture(scope="module")
+def graphs(registry, prepared_dbt):
+    """Each domain's resolved asset graph, loaded the way Dagster loads the code location."""
+    return {d: importlib.import_module(registry.domains[d].module).defs.resolve_asset_graph() for d in registry.domains}
+
+
+def port_keys(registry, domain):
+    return {AssetKey([m.domain, m.product, p.name]) for m in registry.products_of(domain) for p in m.output_ports}
+
+
+def test_dagster_loads_every_code_location_without_touching_storage(tmp_path, prepared_dbt):
+    env = {**os.environ, "MESH_HOME": str(tmp_path / "untouched"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for domain in ("geography", "crm", "sales", "supply", "finance", "marketing"):
+        assert f"Validation successful for code location {domain}" in result.stdout + result.stderr
+    # No database, catalog or file was opened or created while the locations loaded.
+    assert not (tmp_path / "untouched").exists()
+
+
+def test_definitions_files_are_a_few_lines(registry):
+    for domain in registry.domains:
+        lines = (REPO_ROOT / "mesh_code_locations" / domain / "definitions.py").read_text().strip().splitlines()
+        assert len(lines) <= 10 and "build_domain" in "".join(lines)
+
+
+def test_output_ports_carry_the_manifest(registry, graphs):
+    for domain, graph in graphs.items():
+        keys = port_keys(registry, domain)
+        assert keys <= set(graph.materializable_asset_keys)
+        for manifest in registry.products_of(domain):
+            for port in manifest.output_ports:
+                node = graph.get(AssetKey([domain, manifest.product, port.name]))
+                assert node.group_name == domain
+                assert set(node.owners) == {f"team:{manifest.owner.team}", manifest.owner.email}
+                assert node.kinds == {"iceberg"}
+                assert node.tags["mesh/archetype"] == manifest.archetype and node.tags["mesh/visibility"] == port.visibility
+                schema = node.metadata["dagster/column_schema"]
+                assert [(c.name, c.type, c.description) for c in schema.columns] == \
+                       [(c.name, c.type, c.description) for c in port.contract.columns]
+                assert node.metadata["mesh/product_id"] == manifest.id
+                assert node.metadata["mesh/contract_version"] == manifest.version
+                assert node.metadata["dagster/table_name"] == f"mesh.{domain}.{manifest.product}__{port.name}"
+                checks = {k.name for k in node.check_keys}
+                assert checks == {"contract_schema", "primary_key", "not_null_columns"}
+                assert all(graph.get_check_spec(k).blocking for k in node.check_keys)
+                assert node.freshness_policy is not None
+
+
+def test_internal_assets_have_their_own_prefix_and_group(registry, graphs):
+    for domain, graph in graphs.items():
+        internal = set(graph.materializable_asset_keys) - port_keys(registry, domain)
+        assert internal, f"{domain} has no dbt models"
+        for key in internal:
+            assert key.path[:2] == [domain, "internal"]
+            assert graph.get(key).group_name == f"{domain}_internal"
+        models = {k.path[2] for k in internal if len(k.path) == 3}
+        assert {p.dbt_model for m in registry.products_of(domain) for p in m.output_ports} <= models
+    ingestion = {k for k in graphs["sales"].materializable_asset_keys if len(k.path) == 4}
+    assert ingestion == {AssetKey(["sales", "internal", "order_db", "orders"]),
+                         AssetKey(["sales", "internal", "order_db", "lineitem"])}
+
+
+def test_cross_domain_deps_are_exactly_the_declared_input_ports(registry, graphs):
+    for domain, graph in graphs.items():
+        own = set(graph.materializable_asset_keys)
+        used_from_others = {dep for key in own for dep in graph.get(key).parent_keys if dep.path[0] != domain}
+        declared = {AssetKey(p.source.split(".")) for m in registry.products_of(domain) for p in m.input_ports if p.source}
+        assert used_from_others == declared
+        if domain in SOURCE_DOMAINS:
+            assert not used_from_others
+    returned_items_model = graphs["finance"].get(AssetKey(["finance", "internal", "returned_items"]))
+    assert AssetKey(["crm", "customers", "customer_contacts"]) in returned_items_model.parent_keys
+
+
+def test_no_internal_asset_is_used_across_domains(registry, graphs):
+    every_port = {k for d in graphs for k in port_keys(registry, d)}
+    for domain, graph in graphs.items():
+        for key in graph.materializable_asset_keys:
+            for dep in graph.get(key).parent_keys:
+                if dep.path[0] != domain:
+                    assert dep in every_port and dep.path[1] != "internal", f"{key} uses {dep} of another domain"

@@ -1,0 +1,155 @@
+"""The whole sample mesh, materialized through Dagster at scale 0.01, checked against TPC-H's published answers."""
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+from operational_systems.tpch import connect_with_tpch
+from platform_resources import ports
+from platform_resources.access import read_port
+from platform_resources.home import operational_dir
+from platform_resources.registry import load_registry
+from platform_resources.runner import format_summary, run_mesh
+
+SCALE = 0.01
+QUERY_OF_PORT = {
+    "finance.pricing_summary.pricing_summary": 1,
+    "finance.shipping_priority.shipping_priority": 3,
+    "finance.local_supplier_volume.local_supplier_volume": 5,
+    "finance.returned_items.returned_items": 10,
+    "finance.top_supplier.top_supplier": 15,
+    "marketing.customer_distribution.customer_distribution": 13,
+    "marketing.large_volume_customers.large_volume_customers": 18,
+}
+SOURCE_ROWS = {  # port -> (operational system, table) it mirrors one row per row
+    "crm.customers.customers": ("crm_db", "customer"),
+    "sales.orders.orders": ("order_db", "orders"),
+    "sales.orders.order_lines": ("order_db", "lineitem"),
+    "supply.parts.parts": ("supply_db", "part"),
+    "supply.part_suppliers.part_suppliers": ("supply_db", "partsupp"),
+    "geography.nations.nations": ("reference_db", "nation"),
+}
+
+
+def normalized(value) -> str:
+    if isinstance(value, (int, float, Decimal)):
+        return f"{float(value):.2f}"
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def expected_answer(query: int) -> tuple[list[str], list[tuple]]:
+    with connect_with_tpch() as con:
+        text = con.execute("select answer from tpch_answers() where query_nr = ? and scale_factor = ?",
+                           [query, SCALE]).fetchone()[0]
+    header, *rows = [line for line in text.splitlines() if line]
+    return header.split("|"), sorted(tuple(normalized(v) for v in row.split("|")) for row in rows)
+
+
+@pytest.fixture(scope="module")
+def first_run(session_home, prepared_dbt):
+    summary = run_mesh(SCALE, log=lambda *_: None)
+    assert summary.ok, format_summary(summary)
+    return summary
+
+
+def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):
+    registry = load_registry()
+    assert set(first_run.ports) == set(registry.port_ids()) and len(first_run.ports) == 16
+    for outcome in first_run.ports.values():
+        assert outcome.rows and outcome.rows > 0, outcome
+        assert (outcome.checks_passed, outcome.checks_failed) == (3, 0), outcome
+    text = format_summary(first_run)
+    assert "13 products, 16/16 ports published" in text and "checks 48 passed / 0 failed" in text
+
+
+@pytest.mark.parametrize("port_id", sorted(QUERY_OF_PORT))
+def test_finance_and_marketing_ports_equal_the_tpch_answers(first_run, port_id):
+    columns, expected = expected_answer(QUERY_OF_PORT[port_id])
+    consumer = port_id.rsplit(".", 1)[0]  # the product reads its own port
+    served, _ = read_port(load_registry(), port_id, consumer=consumer)
+    assert served.column_names == [*columns, ports.PROCESSING_TIME_COLUMN]
+    actual = sorted(tuple(normalized(row[c]) for c in columns) for row in served.to_pylist())
+    assert actual == expected
+
+
+def test_source_aligned_ports_mirror_the_operational_systems(first_run):
+    import duckdb
+
+    for port_id, (system, table) in SOURCE_ROWS.items():
+        with duckdb.connect(str(operational_dir() / f"{system}.duckdb"), read_only=True) as con:
+            expected = con.execute(f"select count(*) from {table}").fetchone()[0]
+        assert first_run.ports[port_id].rows == expected, port_id
+
+
+def test_runs_are_recorded_in_the_mesh_dagster_instance(first_run):
+    instance = DagsterInstance.get()
+    for domain, run_id in first_run.run_ids.items():
+        run = instance.get_run_by_id(run_id)
+        assert run.status == DagsterRunStatus.SUCCESS and run.tags["mesh/domain"] == domain
+    for port_id in first_run.ports:
+        event = instance.get_latest_materialization_event(AssetKey(port_id.split(".")))
+        metadata = event.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == first_run.ports[port_id].rows
+
+
+def test_restricted_port_read_from_the_cli_is_denied_and_public_ports_are_served(first_run):
+    mesh = str(Path(sys.executable).parent / "mesh")
+    denied = subprocess.run([mesh, "read", "crm.customers.customer_contacts"], capture_output=True, text=True)
+    assert denied.returncode == 2 and "policy: crm.customers.customer_contacts is restricted" in denied.stderr
+    assert "Customer#" not in denied.stdout
+    served = subprocess.run([mesh, "read", "finance.pricing_summary.pricing_summary", "--format", "json"],
+                            capture_output=True, text=True)
+    assert served.returncode == 0, served.stderr
+    assert len(json.loads(served.stdout)) == 4
+
+
+def test_running_again_publishes_a_new_processing_time_and_the_old_data_stays_readable(first_run):
+    second = run_mesh(SCALE, log=lambda *_: None)
+    assert second.ok, format_summary(second)
+    for port_id, outcome in second.ports.items():
+        assert outcome.processing_time > first_run.ports[port_id].processing_time
+        history = ports.versions(port_id)
+        assert len(history) >= 2
+        # As of the first run's processing time, the port serves exactly what the first run published.
+        before = ports.resolve_version(port_id, history[-2].processing_time)
+        assert before.snapshot_id == history[-2].snapshot_id != history[-1].snapshot_id
+        assert ports.scan_version(port_id, before).num_rows == first_run.ports[port_id].rows
+
+
+def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot(fresh_home, prepared_dbt):
+    import duckdb
+
+    good = run_mesh(SCALE, domains=["crm"], log=lambda *_: None)
+    assert good.ok, format_summary(good)
+    served_before = ports.resolve_version("crm.customers.customers")
+    # The CRM system starts to hold a duplicate customer key.
+    with duckdb.connect(str(operational_dir() / "crm_db.duckdb")) as con:
+        con.execute("insert into customer select * from customer where c_custkey = 1")
+
+    bad = run_mesh(SCALE, domains=["crm"], log=lambda *_: None)
+    assert not bad.ok
+    outcome = bad.ports["crm.customers.customers"]
+    assert outcome.rows is None and outcome.checks_failed == 1 and outcome.checks_passed == 2
+    assert "primary_key: 1 duplicated key values" in outcome.error
+    assert "keeps serving its previous version" in outcome.error
+    assert "NOT PUBLISHED" in format_summary(bad)
+    # The port still serves the last good snapshot, unchanged.
+    served_after = ports.resolve_version("crm.customers.customers")
+    assert served_after == served_before
+    assert ports.scan_version("crm.customers.customers", served_after).num_rows == good.ports["crm.customers.customers"].rows
+    # The failure is visible in Dagster: the run failed and the check evaluation is recorded as failed.
+    instance = DagsterInstance.get()
+    assert instance.get_run_by_id(bad.run_ids["crm"]).status == DagsterRunStatus.FAILURE
+    evaluations = [e for e in instance.all_logs(bad.run_ids["crm"]) if e.dagster_event and
+                   e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failed = {(tuple(e.dagster_event.event_specific_data.asset_key.path), e.dagster_event.event_specific_data.check_name)
+              for e in evaluations if not e.dagster_event.event_specific_data.passed}
+    assert (("crm", "customers", "customers"), "primary_key") in failed

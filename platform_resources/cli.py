@@ -88,12 +88,19 @@ def _dev(args: argparse.Namespace) -> int:
     return subprocess.call([dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), *args.dagster_args])
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive scale; try 0.01, 0.1 or 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="materialize every data product, domain by domain in dependency order")
-    run.add_argument("--scale", type=float, default=0.01, help="TPC-H scale of the sample operational systems (default 0.01)")
+    run.add_argument("--scale", type=_positive_float, default=0.01, help="TPC-H scale of the sample operational systems (default 0.01)")
     run.add_argument("--domain", action="append", help="only this domain (repeatable)")
     run.set_defaults(handler=_run)
 

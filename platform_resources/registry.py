@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from platform_resources.home import REPO_ROOT
-from platform_resources.manifest import Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
+from platform_resources.manifest import PORT_ID, Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
 
 PRODUCTS_FOLDER = "products"
 
@@ -49,6 +49,8 @@ class Registry:
         return [m for m in self.products.values() if m.domain == domain]
 
     def port(self, port_id: str) -> tuple[Manifest, OutputPort]:
+        if not PORT_ID.match(port_id):
+            raise RegistryError(f"'{port_id}' is not a port id; write domain.product.port, like crm.customers.customers")
         domain, product, port_name = port_id.split(".")
         manifest = self.products.get(f"{domain}.{product}")
         port = manifest.output_port(port_name) if manifest else None

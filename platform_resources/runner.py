@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
-from dagster import DagsterEventType, DagsterInstance, Definitions
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, Definitions
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
@@ -53,6 +53,9 @@ def load_definitions(registry: Registry, domain: str) -> Definitions:
 
 def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags: dict[str, str],
                summary: MeshRunSummary) -> None:
+    port_ids = {f"{m.id}.{p.name}" for m in registry.products_of(domain) for p in m.output_ports}
+    for port_id in sorted(port_ids):
+        summary.ports[port_id] = PortOutcome(port_id)
     defs = load_definitions(registry, domain)
     job = defs.resolve_job_def(f"{domain}{DOMAIN_JOB_SUFFIX}")
     # dbt writes its own log to stdout; keep it in a file so the console shows the summary.
@@ -61,36 +64,35 @@ def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags:
         result = job.execute_in_process(instance=instance, raise_on_error=False, tags={**tags, "mesh/domain": domain},
                                         run_config=QUIET_CONSOLE)
     summary.run_ids[domain] = result.run_id
-    port_ids = {f"{m.id}.{p.name}" for m in registry.products_of(domain) for p in m.output_ports}
-    for port_id in sorted(port_ids):
-        summary.ports[port_id] = PortOutcome(port_id)
     for event in result.all_events:
-        key = event.asset_key
-        port_id = ".".join(key.path) if key else None
-        outcome = summary.ports.get(port_id) if port_id else None
-        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and outcome:
-            metadata = event.step_materialization_data.materialization.metadata
-            outcome.rows = metadata["dagster/row_count"].value
-            outcome.processing_time = metadata["mesh/processing_time"].value
-        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            outcome = summary.ports.get(".".join(evaluation.asset_key.path))
-            if outcome:
-                if evaluation.passed:
-                    outcome.checks_passed += 1
-                else:
-                    outcome.checks_failed += 1
-        elif event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.user_failure_data
-            message = (error.description if error else None) or event.step_failure_data.error.message.strip()
-            step_port = event.step_key.replace("__", ".") if event.step_key else ""
-            if step_port in summary.ports:
-                summary.ports[step_port].error = message
-            else:
-                summary.failed_domains[domain] = f"step {event.step_key} failed: {message.splitlines()[0]}"
+        _record(event, domain, summary)
     if not result.success and domain not in summary.failed_domains and not any(
             summary.ports[p].error for p in port_ids):
         summary.failed_domains[domain] = "run failed; see the run in Dagster"
+
+
+def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
+    """Fold one Dagster event of a domain's run into the summary."""
+    if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+        outcome = summary.ports.get(".".join(event.asset_key.path))
+        if outcome:
+            metadata = event.step_materialization_data.materialization.metadata
+            outcome.rows = metadata["dagster/row_count"].value
+            outcome.processing_time = metadata["mesh/processing_time"].value
+    elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+        evaluation = event.event_specific_data
+        outcome = summary.ports.get(".".join(evaluation.asset_key.path))
+        if outcome:
+            outcome.checks_passed += evaluation.passed
+            outcome.checks_failed += not evaluation.passed
+    elif event.event_type == DagsterEventType.STEP_FAILURE:
+        user_error = event.step_failure_data.user_failure_data
+        message = (user_error.description if user_error else None) or event.step_failure_data.error.message.strip()
+        step_port = (event.step_key or "").replace("__", ".")  # port asset steps are named domain__product__port
+        if step_port in summary.ports:
+            summary.ports[step_port].error = message
+        else:
+            summary.failed_domains[domain] = f"step {event.step_key} failed: {message.splitlines()[0]}"
 
 
 def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -> MeshRunSummary:
@@ -106,15 +108,17 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -
     if unknown:
         raise RegistryError(f"unknown domains {unknown}; the workspace has {order}")
     selected = [d for d in order if not domains or d in domains]
-    parsed = dbt.prepare(selected)
-    if parsed:
-        log(f"prepared dbt projects: {', '.join(parsed)}")
     summary = MeshRunSummary(scale)
     instance = DagsterInstance.get()
     tags = {"mesh/batch": uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
     for domain in selected:
         domain_started = time.perf_counter()
-        run_domain(registry, domain, instance, tags, summary)
+        try:
+            if dbt.prepare([domain]):
+                log(f"  {domain:<12} dbt project prepared (dbt parse)")
+            run_domain(registry, domain, instance, tags, summary)
+        except Exception as exc:  # a broken domain never stops the others
+            summary.failed_domains[domain] = f"{type(exc).__name__}: {exc}"
         log(f"  {domain:<12} {time.perf_counter() - domain_started:6.1f} s  run {summary.run_ids.get(domain, '-')}"
             f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
     summary.seconds = time.perf_counter() - started

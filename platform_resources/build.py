@@ -67,7 +67,7 @@ def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDe
     def _models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
         for loaded in load_input_ports(registry, domain):
-            context.log.info(f"input port {loaded.port_id} -> {loaded.schema}.{loaded.table}: {loaded.rows} rows "
+            context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
         yield from dbt.cli(["build"], context=context).stream()
 

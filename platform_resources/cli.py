@@ -17,7 +17,7 @@ from platform_resources.home import REPO_ROOT, prepare_home
 def _run(args: argparse.Namespace) -> int:
     from platform_resources.runner import format_summary, run_mesh
 
-    summary = run_mesh(args.scale, args.domain, log=print)
+    summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print)
     print()
     print(format_summary(summary))
     return 0 if summary.ok else 1
@@ -102,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every data product, domain by domain in dependency order")
     run.add_argument("--scale", type=_positive_float, default=0.01, help="TPC-H scale of the sample operational systems (default 0.01)")
     run.add_argument("--domain", action="append", help="only this domain (repeatable)")
+    run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                     help="domains run at once when they do not depend on each other (default: 2 or the CPU count)")
     run.set_defaults(handler=_run)
 
     read = commands.add_parser("read", help="read an output port: domain.product.port")

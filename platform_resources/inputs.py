@@ -1,13 +1,12 @@
 """A consumer receives its upstream ports into its own DuckDB, through the policy-enforcing reader."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 
-from platform_resources.access import check_read_access, read_port
+from platform_resources import ports
+from platform_resources.access import check_read_access
 from platform_resources.dbt import input_schema
 from platform_resources.home import domain_duckdb_path
 from platform_resources.registry import Registry
@@ -17,34 +16,49 @@ from platform_resources.registry import Registry
 class LoadedPort:
     port_id: str
     consumer: str
-    schema: str
-    table: str
+    relation: str
     rows: int
     processing_time: datetime
 
 
 def load_input_ports(registry: Registry, domain: str) -> list[LoadedPort]:
-    """Copy every upstream port a product of `domain` declares into the domain's DuckDB, read as that product.
+    """Give the domain's DuckDB every upstream port its products declare, as schema <up_domain>_<up_product>,
+    relation named after the port, where dbt sees them as sources.
 
-    The tables land in schema <up_domain>_<up_product>, named after the port, where dbt sees them as sources.
+    Every declared reader passes the access policy first. The relation pins the version being served now:
+    a view over that Iceberg snapshot's Parquet files when they are local (no copy), else a copied table.
     """
     requests = sorted({(p.source, m.id) for m in registry.products_of(domain) for p in m.input_ports if p.source})
-    loaded: list[LoadedPort] = []
-    done: set[str] = set()
+    for port_id, consumer in requests:
+        check_read_access(registry, port_id, consumer)
     path = domain_duckdb_path(domain)
     path.parent.mkdir(parents=True, exist_ok=True)
+    loaded: dict[str, LoadedPort] = {}
     with duckdb.connect(str(path)) as con:
         for port_id, consumer in requests:
-            check_read_access(registry, port_id, consumer)  # every declared reader is checked, even for a shared copy
-            if port_id in done:
-                continue
-            data, version = read_port(registry, port_id, consumer=consumer)
-            up_domain, up_product, port = port_id.split(".")
-            schema = input_schema(f"{up_domain}.{up_product}")
-            con.execute(f'create schema if not exists "{schema}"')
-            con.register("incoming", data)
-            con.execute(f'create or replace table "{schema}"."{port}" as select * from incoming')
-            con.unregister("incoming")
-            loaded.append(LoadedPort(port_id, consumer, schema, port, data.num_rows, version.processing_time))
-            done.add(port_id)
-    return loaded
+            if port_id not in loaded:
+                loaded[port_id] = _load(con, port_id, consumer)
+    return list(loaded.values())
+
+
+def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str) -> LoadedPort:
+    up_domain, up_product, port = port_id.split(".")
+    schema = input_schema(f"{up_domain}.{up_product}")
+    relation = f'"{schema}"."{port}"'
+    version = ports.resolve_version(port_id)
+    con.execute(f'create schema if not exists "{schema}"')
+    existing = con.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                           [schema, port]).fetchone()
+    if existing:
+        con.execute(f"drop {'view' if existing[0] == 'VIEW' else 'table'} {relation}")
+    files = ports.local_data_files(port_id, version)
+    if files:
+        file_list = ", ".join(f"'{f}'" for f in files)
+        con.execute(f"create view {relation} as select * from read_parquet([{file_list}])")
+    else:
+        data = ports.scan_version(port_id, version)
+        con.register("incoming", data)
+        con.execute(f"create table {relation} as select * from incoming")
+        con.unregister("incoming")
+    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+    return LoadedPort(port_id, consumer, relation, rows, version.processing_time)

@@ -152,3 +152,14 @@ def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
 
 def scan_version(port_id: str, version: PortVersion, limit: int | None = None) -> pa.Table:
     return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit).to_arrow()
+
+
+def local_data_files(port_id: str, version: PortVersion) -> list[str] | None:
+    """The local Parquet files that make up a version, or None when it cannot be read as plain files
+    (remote storage, or delete files that must be applied)."""
+    paths = []
+    for task in _load_table(port_id).scan(snapshot_id=version.snapshot_id).plan_files():
+        if task.delete_files or not task.file.file_path.startswith("file://"):
+            return None
+        paths.append(task.file.file_path.removeprefix("file://"))
+    return paths

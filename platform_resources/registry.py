@@ -71,16 +71,18 @@ class Registry:
     def is_healthy(self, product_id: str) -> bool:
         return product_id in self.products and not self.problems.get(product_id)
 
-    def domain_order(self) -> list[str]:
-        """Domains in an order where every domain comes after the domains it reads from."""
+    def domain_dependencies(self) -> dict[str, set[str]]:
+        """Each domain -> the other domains it reads ports from."""
         graph: dict[str, set[str]] = {d: set() for d in self.domains}
         for product_id in self.products:
-            for upstream in self.upstream_products(product_id):
-                up_domain = upstream.split(".")[0]
-                if up_domain != product_id.split(".")[0] and up_domain in graph:
-                    graph[product_id.split(".")[0]].add(up_domain)
+            domain = product_id.split(".")[0]
+            graph[domain] |= {u.split(".")[0] for u in self.upstream_products(product_id)} & set(graph) - {domain}
+        return graph
+
+    def domain_order(self) -> list[str]:
+        """Domains in an order where every domain comes after the domains it reads from."""
         try:
-            return list(graphlib.TopologicalSorter(graph).static_order())
+            return list(graphlib.TopologicalSorter(self.domain_dependencies()).static_order())
         except graphlib.CycleError as exc:
             raise RegistryError(f"domains read from each other in a cycle {exc.args[1]}; "
                                 "break the cycle so the mesh can be run domain by domain") from None

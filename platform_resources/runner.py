@@ -6,13 +6,18 @@ Runs are recorded in the mesh's Dagster instance, so `dagster dev` shows them.
 from __future__ import annotations
 
 import contextlib
+import graphlib
 import importlib
+import multiprocessing
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, Definitions
+from dagster._utils.error import SerializableErrorInfo
+from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, Definitions
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
@@ -71,6 +76,13 @@ def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags:
         summary.failed_domains[domain] = "run failed; see the run in Dagster"
 
 
+def _root_cause(error: SerializableErrorInfo) -> str:
+    """The user's exception, not Dagster's wrapper around it."""
+    while error.cause and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    return error.message.strip()
+
+
 def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
     """Fold one Dagster event of a domain's run into the summary."""
     if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
@@ -87,7 +99,7 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
             outcome.checks_failed += not evaluation.passed
     elif event.event_type == DagsterEventType.STEP_FAILURE:
         user_error = event.step_failure_data.user_failure_data
-        message = (user_error.description if user_error else None) or event.step_failure_data.error.message.strip()
+        message = (user_error.description if user_error else None) or _root_cause(event.step_failure_data.error)
         step_port = (event.step_key or "").replace("__", ".")  # port asset steps are named domain__product__port
         if step_port in summary.ports:
             summary.ports[step_port].error = message
@@ -95,7 +107,50 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
             summary.failed_domains[domain] = f"step {event.step_key} failed: {message.splitlines()[0]}"
 
 
-def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -> MeshRunSummary:
+def _initialize_instance() -> None:
+    """Create the Dagster instance's storage once, before worker processes race to create it."""
+    instance = DagsterInstance.get()
+    instance.get_runs(limit=1)
+    instance.get_latest_materialization_event(AssetKey(["mesh"]))
+    instance.dispose()
+
+
+def _run_one(domain: str, tags: dict[str, str]) -> MeshRunSummary:
+    """Prepare and run one domain; in a worker process when domains run in parallel."""
+    started = time.perf_counter()
+    summary = MeshRunSummary(float(tags["mesh/scale"]))
+    try:
+        dbt.prepare([domain])
+        run_domain(load_registry(), domain, DagsterInstance.get(), tags, summary)
+    except Exception as exc:  # a broken domain never stops the others
+        summary.failed_domains[domain] = f"{type(exc).__name__}: {exc}"
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_in_dependency_order(graph: dict[str, set[str]], tags: dict[str, str], workers: int) -> Iterator[tuple[str, MeshRunSummary]]:
+    """Run each domain once the domains it reads from are done, `workers` at a time."""
+    sorter = graphlib.TopologicalSorter(graph)
+    if workers == 1:
+        for domain in sorter.static_order():
+            yield domain, _run_one(domain, tags)
+        return
+    sorter.prepare()
+    # spawn, not fork: Dagster and DuckDB hold threads and locks a forked child must not inherit.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running: dict[Future, str] = {}
+        while sorter.is_active():
+            for domain in sorter.get_ready():
+                running[pool.submit(_run_one, domain, tags)] = domain
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                domain = running.pop(future)
+                yield domain, future.result()
+                sorter.done(domain)
+
+
+def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int = 2, log=print) -> MeshRunSummary:
+    """Materialize the selected domains (all by default), independent domains `workers` at a time."""
     started = time.perf_counter()
     prepare_home()
     from operational_systems import tpch  # the sample mesh's simulated sources
@@ -103,23 +158,22 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, log=print) -
     if tpch.ensure(operational_dir(), scale):
         log(f"generated the operational systems at TPC-H scale {scale} in {operational_dir()}")
     registry = load_registry()
-    order = registry.domain_order()
-    unknown = sorted(set(domains or []) - set(order))
+    graph = registry.domain_dependencies()
+    unknown = sorted(set(domains or []) - set(graph))
     if unknown:
-        raise RegistryError(f"unknown domains {unknown}; the workspace has {order}")
-    selected = [d for d in order if not domains or d in domains]
+        raise RegistryError(f"unknown domains {unknown}; the workspace has {sorted(graph)}")
+    selected = {d: ups & set(domains or graph) for d, ups in graph.items() if not domains or d in domains}
     summary = MeshRunSummary(scale)
-    instance = DagsterInstance.get()
+    for domain in registry.domain_order():  # the summary lists ports in dependency order
+        summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}")
+                              for m in registry.products_of(domain) if domain in selected for p in m.output_ports})
     tags = {"mesh/batch": uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
-    for domain in selected:
-        domain_started = time.perf_counter()
-        try:
-            if dbt.prepare([domain]):
-                log(f"  {domain:<12} dbt project prepared (dbt parse)")
-            run_domain(registry, domain, instance, tags, summary)
-        except Exception as exc:  # a broken domain never stops the others
-            summary.failed_domains[domain] = f"{type(exc).__name__}: {exc}"
-        log(f"  {domain:<12} {time.perf_counter() - domain_started:6.1f} s  run {summary.run_ids.get(domain, '-')}"
+    _initialize_instance()
+    for domain, part in _run_in_dependency_order(selected, tags, max(1, workers)):
+        summary.ports.update(part.ports)
+        summary.failed_domains.update(part.failed_domains)
+        summary.run_ids.update(part.run_ids)
+        log(f"  {domain:<12} {part.seconds:6.1f} s  run {part.run_ids.get(domain, '-')}"
             f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
     summary.seconds = time.perf_counter() - started
     return summary

@@ -16,8 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
-from dagster._utils.error import SerializableErrorInfo
 from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, Definitions
+from dagster._utils.error import SerializableErrorInfo
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
@@ -25,15 +25,15 @@ from platform_resources.home import mesh_home, operational_dir, prepare_home
 from platform_resources.registry import Registry, RegistryError, load_registry
 
 
-# The full event log is in the Dagster instance; the console gets warnings and the summary.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The full event log is in the Dagster instance; failures reach the console through the summary.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
 class PortOutcome:
     port_id: str
     rows: int | None = None
-    processing_time: str | None = None
+    processing_time: float | None = None  # unix seconds, as Dagster's timestamp metadata holds it
     checks_passed: int = 0
     checks_failed: int = 0
     error: str | None = None

@@ -1,8 +1,10 @@
 """build_domain: a domain's manifests + dbt project + Python assets -> dagster.Definitions."""
 
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 from dagster import (
     AssetCheckResult,
@@ -27,13 +29,18 @@ from dagster import (
 )
 import duckdb
 import pyarrow as pa
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
 from platform_resources import dbt, ports
-from platform_resources.contracts import CHECK_DESCRIPTIONS, run_contract_checks
+from platform_resources.contracts import CHECK_DESCRIPTIONS, CheckOutcome, run_contract_checks
 from platform_resources.home import domain_duckdb_path, mesh_home
 from platform_resources.ingestion import ingestion_assets
 from platform_resources.inputs import load_input_ports
+from platform_resources.lineage import naming
+from platform_resources.lineage.facets import column_lineage, port_static_facets, publish_facets
+from platform_resources.lineage.dbt_models import emit_model_runs
+from platform_resources.lineage.resource import LineageResource
+from platform_resources.lineage.runs import DagsterRun
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.registry import Registry, mesh_registry
 
@@ -54,7 +61,7 @@ def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), regist
         assets=[*ingestion_assets(domain, products), _dbt_models(domain, registry, dbt_manifest), *port_assets, *assets],
         jobs=[define_asset_job(f"{domain}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
                                description=f"Publish every data product of {domain}, as `mesh run` does.")],
-        resources={"dbt": dbt.dbt_resource(domain)},
+        resources={"dbt": dbt.dbt_resource(domain), "lineage": LineageResource()},
         # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
         executor=in_process_executor,
     )
@@ -64,14 +71,27 @@ def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDe
     translator = dbt.MeshDbtTranslator(domain, registry.products_of(domain))
 
     @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain}_dbt_models")
-    def _models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+    def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
         for loaded in load_input_ports(registry, domain):
             context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
-        yield from dbt.cli(["build"], context=context).stream()
+        invocation = dbt.cli(["build"], context=context)
+        try:
+            yield from invocation.stream()
+        finally:
+            _emit_model_lineage(lineage.dagster_run(context, domain), domain, registry, translator, invocation)
 
     return _models
+
+
+def _emit_model_lineage(dagster_run: DagsterRun, domain: str, registry: Registry, translator: dbt.MeshDbtTranslator,
+                        invocation: DbtCliInvocation) -> None:
+    try:
+        emit_model_runs(dagster_run, domain, registry.products_of(domain), translator,
+                        invocation.get_artifact("manifest.json"), invocation.get_artifact("run_results.json"))
+    except Exception as exc:  # lineage never fails a data run
+        logging.getLogger(__name__).warning("no lineage for the dbt models of %s: %s", domain, exc)
 
 
 def _column_schema(port: OutputPort) -> TableSchema:
@@ -125,31 +145,64 @@ def _port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relati
            owners=[f"team:{manifest.owner.team}", manifest.owner.email], kinds={"iceberg"}, tags=_tags(manifest, port),
            metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness or None,
            automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
-    def _publish(context: AssetExecutionContext) -> Iterator:
-        if registry.problems.get(manifest.id):
-            raise Failure(f"{manifest.id} cannot publish: " + "; ".join(registry.problems[manifest.id]))
-        if port.dbt_model not in relations:
-            raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
-                          f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
-        staged = _read_staged(manifest.domain, relations[port.dbt_model])
-        outcomes = run_contract_checks(port.contract, staged)
-        for outcome in outcomes:
-            yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=AssetCheckSeverity.ERROR,
-                                   description=outcome.summary, metadata=outcome.details)
-        failed = [o for o in outcomes if not o.passed]
-        if failed:
-            raise Failure(description=f"contract of {port_id} violated, nothing published; the port keeps serving its "
-                                      f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
-        published = ports.publish(port_id, staged, {c.name: c.description for c in port.contract.columns})
-        context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
-        yield MaterializeResult(metadata={
-            "dagster/row_count": published.rows,
-            "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
-            "mesh/snapshot_id": str(published.snapshot_id),
-            "dagster/uri": published.location,
-        })
+    def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
+        run = lineage.port_run(context, manifest, port.name)
+        inputs = [(*naming.relation_dataset(manifest.domain, relations[port.dbt_model]), {})] \
+            if port.dbt_model in relations else []
+        port_dataset = naming.port_dataset(port_id)
+        static = port_static_facets(manifest, port, port_id)
+        run.start(inputs, [(*port_dataset, static)])
+        attempt = PublishAttempt()
+        try:
+            yield from _write_audit_publish(context, registry, manifest, port, relations, attempt)
+        except Exception as exc:
+            run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
+            raise
+        measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id, attempt.first_publish)
+        identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
+        run.complete(inputs, [(*port_dataset, {**static, **measured, "columnLineage": identity})])
 
     return _publish
+
+
+@dataclass
+class PublishAttempt:
+    """What one write-audit-publish got to, for the lineage events that report it."""
+
+    checks: list[CheckOutcome] = field(default_factory=list)
+    staged: pa.Table | None = None
+    published: ports.PublishResult | None = None
+    first_publish: bool = False
+
+
+def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
+                         relations: dict[str, str], attempt: PublishAttempt) -> Iterator:
+    """Stage the dbt model's result, check it against the contract, and publish it only if every check passed."""
+    port_id = f"{manifest.id}.{port.name}"
+    if registry.problems.get(manifest.id):
+        raise Failure(f"{manifest.id} cannot publish: " + "; ".join(registry.problems[manifest.id]))
+    if port.dbt_model not in relations:
+        raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
+                      f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+    attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
+    attempt.checks = run_contract_checks(port.contract, attempt.staged)
+    for outcome in attempt.checks:
+        yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=AssetCheckSeverity.ERROR,
+                               description=outcome.summary, metadata=outcome.details)
+    failed = [o for o in attempt.checks if not o.passed]
+    if failed:
+        raise Failure(description=f"contract of {port_id} violated, nothing published; the port keeps serving its "
+                                  f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
+    published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns})
+    attempt.published = published
+    attempt.first_publish = len(ports.versions(port_id)) == 1
+    context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+    yield MaterializeResult(metadata={
+        "dagster/row_count": published.rows,
+        "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
+        "mesh/snapshot_id": str(published.snapshot_id),
+        "dagster/uri": published.location,
+    })
 
 
 def _read_staged(domain: str, relation: str) -> pa.Table:

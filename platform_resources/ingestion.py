@@ -6,6 +6,9 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 
 from platform_resources.dbt import internal_key
 from platform_resources.home import domain_duckdb_path, operational_dir
+from platform_resources.lineage import naming
+from platform_resources.lineage.facets import job_facets
+from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest
 
 
@@ -41,8 +44,19 @@ def _ingestion_asset(domain: str, source: str, owners: list[str]) -> AssetsDefin
     @asset(key=internal_key(domain, system, table), group_name=f"{domain}_internal", owners=owners,
            kinds={"python", "duckdb"}, tags={"mesh/visibility": "domain-internal"},
            description=f"Copies table `{table}` of the operational system `{system}` into {domain}'s DuckDB.")
-    def _ingest(context: AssetExecutionContext) -> MaterializeResult:
-        rows = ingest_table(domain, system, table)
+    def _ingest(context: AssetExecutionContext, lineage: LineageResource) -> MaterializeResult:
+        facets = job_facets(None, f"Copies {system}.{table} into {domain}'s DuckDB.", integration="DAGSTER",
+                            job_type="INGESTION", team_owners=owners)
+        run = lineage.job_run(context, domain, f"internal.{system}.{table}", facets)
+        source = (*naming.duckdb_dataset(str(operational_database(system)), "main", table), {})
+        target = (*naming.domain_table(domain, system, table), {})
+        run.start([source], [target])
+        try:
+            rows = ingest_table(domain, system, table)
+        except Exception as exc:
+            run.fail(exc, [source], [target])
+            raise
+        run.complete([source], [target])
         return MaterializeResult(metadata={"dagster/row_count": rows, "source": str(operational_database(system))})
 
     return _ingest

@@ -1,0 +1,1 @@
+"""OpenLineage emission for the mesh."""

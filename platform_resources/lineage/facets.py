@@ -1,0 +1,120 @@
+"""OpenLineage facets built from the product manifests and what a publish measured."""
+
+import os
+
+import attr
+import pyarrow as pa
+from openlineage.client.facet_v2 import (
+    DatasetFacet,
+    column_lineage_dataset,
+    data_quality_assertions_dataset,
+    data_quality_metrics_dataset,
+    datasource_dataset,
+    dataset_version_dataset,
+    documentation_dataset,
+    documentation_job,
+    job_type_job,
+    lifecycle_state_change_dataset,
+    ownership_dataset,
+    ownership_job,
+    schema_dataset,
+    symlinks_dataset,
+)
+
+from platform_resources.contracts import CheckOutcome
+from platform_resources.lineage.naming import namespace_prefix
+from platform_resources.manifest import Manifest, OutputPort
+
+PRODUCER = "https://mesh.example.com/mesh-platform/0.1.0"
+# Where the project's own facet schemas are published; they ship in platform_resources/lineage/schemas/.
+SCHEMA_BASE_URL = os.environ.get("MESH_FACET_SCHEMA_BASE_URL", "https://mesh.example.com/spec/")
+MESH_FACET_SCHEMA = f"{SCHEMA_BASE_URL}facets/1-0-0/MeshDataProductDatasetFacet.json"
+
+
+@attr.define
+class MeshDataProductDatasetFacet(DatasetFacet):
+    """The data product behind an output port (custom facet, prefix mesh_)."""
+
+    productId: str  # noqa: N815
+    portId: str  # noqa: N815
+    domain: str
+    owner: dict
+    archetype: str
+    status: str
+    version: str
+    contractVersion: str  # noqa: N815
+    visibility: str
+    actualTime: str  # noqa: N815
+    primaryKey: list  # noqa: N815
+    slos: dict
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{MESH_FACET_SCHEMA}#/$defs/MeshDataProductDatasetFacet"
+
+
+def owners(manifest: Manifest) -> list[tuple[str, str]]:
+    return [(f"team:{manifest.owner.team}", "team"), (manifest.owner.email, "email")]
+
+
+def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str) -> dict:
+    """What is known of a port from its manifest alone (self-registration and every publish)."""
+    slos = {}
+    if port.freshness:
+        slos = {"freshnessMaxAge": port.freshness.max_age}
+        if port.freshness.warn_after:
+            slos["freshnessWarnAfter"] = port.freshness.warn_after
+    return {
+        "schema": schema_dataset.SchemaDatasetFacet(fields=[
+            schema_dataset.SchemaDatasetFacetFields(name=c.name, type=c.type, description=c.description, ordinal_position=i)
+            for i, c in enumerate(port.contract.columns, start=1)]),
+        "documentation": documentation_dataset.DocumentationDatasetFacet(
+            description=f"{port.description} (data product {manifest.id}: {manifest.description})"),
+        "ownership": ownership_dataset.OwnershipDatasetFacet(
+            owners=[ownership_dataset.Owner(name=name, type=kind) for name, kind in owners(manifest)]),
+        "dataSource": datasource_dataset.DatasourceDatasetFacet(name=f"{namespace_prefix()}-iceberg-{manifest.domain}"),
+        "symlinks": symlinks_dataset.SymlinksDatasetFacet(identifiers=[
+            symlinks_dataset.Identifier(namespace=namespace_prefix(), name=port_id, type="DATA_PRODUCT_PORT")]),
+        "mesh_dataProduct": MeshDataProductDatasetFacet(
+            productId=manifest.id, portId=port_id, domain=manifest.domain,
+            owner={"team": manifest.owner.team, "email": manifest.owner.email}, archetype=manifest.archetype,
+            status=manifest.status, version=manifest.version, contractVersion=port.contract.version or manifest.version,
+            visibility=port.visibility, actualTime=port.actual_time, primaryKey=list(port.contract.primary_key), slos=slos),
+    }
+
+
+def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:
+    """What a publish attempt measured: check results, row and null counts, the Iceberg snapshot."""
+    facets: dict = {"dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+        assertions=[data_quality_assertions_dataset.Assertion(assertion=c.name, success=c.passed, severity="error",
+                                                              description=c.summary) for c in checks])}
+    if data is not None:
+        facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
+            rowCount=data.num_rows,
+            columnMetrics={name: data_quality_metrics_dataset.ColumnMetrics(nullCount=data.column(name).null_count)
+                           for name in data.column_names})
+    if snapshot_id is not None:
+        facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=str(snapshot_id))
+        state = lifecycle_state_change_dataset.LifecycleStateChange.CREATE if first_publish \
+            else lifecycle_state_change_dataset.LifecycleStateChange.OVERWRITE
+        facets["lifecycleStateChange"] = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
+            lifecycleStateChange=state)
+    return facets
+
+
+def column_lineage(fields: dict[str, list[tuple[str, str, str]]]) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """fields: output column -> [(input namespace, input name, input column)]."""
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields={
+        column: column_lineage_dataset.Fields(inputFields=[
+            column_lineage_dataset.InputField(namespace=ns, name=name, field=field) for ns, name, field in inputs])
+        for column, inputs in fields.items()})
+
+
+def job_facets(manifest: Manifest | None, description: str, integration: str, job_type: str,
+               team_owners: list[str] = ()) -> dict:
+    names = owners(manifest) if manifest else [(o, "team") for o in team_owners]
+    return {
+        "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration=integration, jobType=job_type),
+        "documentation": documentation_job.DocumentationJobFacet(description=description),
+        "ownership": ownership_job.OwnershipJobFacet(owners=[ownership_job.Owner(name=n, type=t) for n, t in names]),
+    }

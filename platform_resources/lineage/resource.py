@@ -1,0 +1,43 @@
+"""The Dagster resource through which the mesh's assets emit OpenLineage events."""
+
+from dagster import AssetExecutionContext, ConfigurableResource
+
+from platform_resources.lineage import naming
+from platform_resources.lineage.delivery import FlushResult, delivery
+from platform_resources.lineage.facets import job_facets, port_static_facets
+from platform_resources.lineage.runs import DagsterRun, JobRun, register_dataset
+from platform_resources.manifest import Manifest
+from platform_resources.registry import Registry
+
+
+class LineageResource(ConfigurableResource):
+    """Emits from inside the generated assets: one job per output port, per dbt model and per ingestion asset."""
+
+    def dagster_run(self, context: AssetExecutionContext, domain: str) -> DagsterRun:
+        return DagsterRun(domain, context.run.job_name, context.run_id)
+
+    def job_run(self, context: AssetExecutionContext, domain: str, job_name: str, facets: dict,
+                product_id: str | None = None) -> JobRun:
+        return JobRun(self.dagster_run(context, domain), job_name, facets, product_id)
+
+    def port_run(self, context: AssetExecutionContext, manifest: Manifest, port_name: str) -> JobRun:
+        port = manifest.output_port(port_name)
+        facets = job_facets(manifest, f"Publishes port {manifest.id}.{port_name}: {port.description}",
+                            integration="DAGSTER", job_type="PUBLISH")
+        return self.job_run(context, manifest.domain, f"{manifest.product}.{port_name}", facets, manifest.id)
+
+    def flush(self) -> FlushResult:
+        return delivery().flush()
+
+
+def register_ports(registry: Registry, domains: list[str] | None = None) -> int:
+    """Self-registration: a static DatasetEvent per output port, so lineage knows products before their first run."""
+    count = 0
+    for manifest in registry.products.values():
+        if domains and manifest.domain not in domains:
+            continue
+        for port in manifest.output_ports:
+            port_id = f"{manifest.id}.{port.name}"
+            register_dataset(*naming.port_dataset(port_id), port_static_facets(manifest, port, port_id))
+            count += 1
+    return count

@@ -1,0 +1,89 @@
+"""OpenLineage runs of the mesh's jobs: START, then COMPLETE or FAIL, linked to the product and Dagster runs."""
+
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import dagster
+from openlineage.client.event_v2 import DatasetEvent, InputDataset, Job, OutputDataset, Run, RunEvent, RunState, StaticDataset
+from openlineage.client.facet_v2 import error_message_run, parent_run, processing_engine_run
+from openlineage.client.uuid import generate_new_uuid
+
+from platform_resources.lineage.delivery import delivery
+from platform_resources.lineage.facets import PRODUCER
+from platform_resources.lineage.naming import job_namespace
+
+Dataset = tuple[str, str, dict]  # namespace, name, facets
+
+
+def product_run_id(dagster_run_id: str, product_id: str) -> str:
+    """The run of a product inside one Dagster run: derived, so every job of the product agrees on it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dagster-run/{dagster_run_id}/{product_id}"))
+
+
+@dataclass(frozen=True)
+class DagsterRun:
+    """Where a job ran: the Dagster run (the root of every run it holds) of a domain."""
+
+    domain: str
+    job_name: str
+    run_id: str
+
+    def parent_facet(self, product_id: str | None) -> parent_run.ParentRunFacet:
+        """The product's run as parent when the job belongs to one product, else the Dagster run itself."""
+        root = parent_run.Root(run=parent_run.RootRun(runId=self.run_id),
+                               job=parent_run.RootJob(namespace=job_namespace(self.domain), name=self.job_name))
+        if product_id is None:
+            return parent_run.ParentRunFacet(run=parent_run.Run(runId=self.run_id), root=root,
+                                             job=parent_run.Job(namespace=job_namespace(self.domain), name=self.job_name))
+        return parent_run.ParentRunFacet(run=parent_run.Run(runId=product_run_id(self.run_id, product_id)), root=root,
+                                         job=parent_run.Job(namespace=job_namespace(self.domain),
+                                                            name=product_id.split(".", 1)[1]))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class JobRun:
+    """One run of one job. Events go through the outbox; emitting never raises."""
+
+    dagster_run: DagsterRun
+    job_name: str
+    job_facets: dict
+    product_id: str | None = None
+    run_id: str = field(default_factory=lambda: str(generate_new_uuid()))
+
+    def _event(self, state: RunState, inputs: list[Dataset], outputs: list[Dataset], when: str | None,
+               run_facets: dict) -> RunEvent:
+        facets = {"parent": self.dagster_run.parent_facet(self.product_id),
+                  "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+                      version=dagster.__version__, name="Dagster", openlineageAdapterVersion=PRODUCER),
+                  **run_facets}
+        return RunEvent(
+            eventType=state, eventTime=when or _now(), producer=PRODUCER,
+            run=Run(runId=self.run_id, facets=facets),
+            job=Job(namespace=job_namespace(self.dagster_run.domain), name=self.job_name, facets=self.job_facets),
+            inputs=[InputDataset(namespace=ns, name=name, facets=f) for ns, name, f in inputs],
+            outputs=[OutputDataset(namespace=ns, name=name, facets=f) for ns, name, f in outputs])
+
+    def start(self, inputs: list[Dataset] = (), outputs: list[Dataset] = (), when: str | None = None) -> None:
+        delivery().emit(self._event(RunState.START, list(inputs), list(outputs), when, {}))
+
+    def complete(self, inputs: list[Dataset] = (), outputs: list[Dataset] = (), when: str | None = None) -> None:
+        delivery().emit(self._event(RunState.COMPLETE, list(inputs), list(outputs), when, {}))
+
+    def fail(self, error: BaseException | str, inputs: list[Dataset] = (), outputs: list[Dataset] = (),
+             when: str | None = None) -> None:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        stack = None if isinstance(error, str) else "".join(traceback.format_exception(error))
+        facet = error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="python", stackTrace=stack)
+        delivery().emit(self._event(RunState.FAIL, list(inputs), list(outputs), when, {"errorMessage": facet}))
+
+
+def register_dataset(namespace: str, name: str, facets: dict) -> None:
+    """A static DatasetEvent: tells the lineage backend about a dataset before any run touches it."""
+    delivery().emit(DatasetEvent(eventTime=_now(), producer=PRODUCER,
+                                 dataset=StaticDataset(namespace=namespace, name=name, facets=facets)))

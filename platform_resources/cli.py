@@ -67,6 +67,28 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register(args: argparse.Namespace) -> int:
+    from platform_resources.lineage.delivery import delivery
+    from platform_resources.lineage.resource import register_ports
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    count = register_ports(load_registry(), args.domain)
+    result = delivery().flush()
+    print(f"registered {count} output ports with the lineage backend; {result.pending} events waiting in the outbox")
+    return 0
+
+
+def _lineage_flush(args: argparse.Namespace) -> int:
+    from platform_resources.lineage.delivery import delivery
+
+    prepare_home()
+    result = delivery().flush()
+    print(f"delivered {result.delivered} lineage events; {result.pending} still in the outbox"
+          + (f" ({result.error})" if result.error else ""))
+    return 0 if result.pending == 0 else 1
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from platform_resources import dbt
     from platform_resources.registry import load_registry
@@ -115,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     read.set_defaults(handler=_read)
 
     commands.add_parser("list", help="list domains, products and ports").set_defaults(handler=_list)
+    register = commands.add_parser("register", help="announce every output port to the lineage backend (OpenLineage)")
+    register.add_argument("--domain", action="append", help="only this domain (repeatable)")
+    register.set_defaults(handler=_register)
+    lineage = commands.add_parser("lineage", help="lineage delivery").add_subparsers(dest="lineage_command", required=True)
+    lineage.add_parser("flush", help="deliver the events waiting in the outbox").set_defaults(handler=_lineage_flush)
     commands.add_parser("prepare", help="prepare the dbt projects (dbt parse) of every domain").set_defaults(handler=_prepare)
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)

@@ -22,6 +22,8 @@ from dagster._utils.error import SerializableErrorInfo
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
 from platform_resources.home import mesh_home, operational_dir, prepare_home
+from platform_resources.lineage.delivery import FlushResult, delivery
+from platform_resources.lineage.resource import register_ports
 from platform_resources.registry import Registry, RegistryError, load_registry
 
 
@@ -45,6 +47,7 @@ class MeshRunSummary:
     ports: dict[str, PortOutcome] = field(default_factory=dict)
     failed_domains: dict[str, str] = field(default_factory=dict)
     run_ids: dict[str, str] = field(default_factory=dict)
+    lineage: FlushResult | None = None
     seconds: float = 0.0
 
     @property
@@ -158,6 +161,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
     if tpch.ensure(operational_dir(), scale):
         log(f"generated the operational systems at TPC-H scale {scale} in {operational_dir()}")
     registry = load_registry()
+    register_ports(registry, domains)  # lineage knows every product before its first run
     graph = registry.domain_dependencies()
     unknown = sorted(set(domains or []) - set(graph))
     if unknown:
@@ -175,6 +179,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
         summary.run_ids.update(part.run_ids)
         log(f"  {domain:<12} {part.seconds:6.1f} s  run {part.run_ids.get(domain, '-')}"
             f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
+    summary.lineage = delivery().flush()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -197,6 +202,9 @@ def format_summary(summary: MeshRunSummary) -> str:
     passed = sum(p.checks_passed for p in summary.ports.values())
     failed = sum(p.checks_failed for p in summary.ports.values())
     lines.append("")
+    if summary.lineage and summary.lineage.pending:
+        lines.append(f"lineage: {summary.lineage.pending} events wait in the outbox ({summary.lineage.error}); "
+                     "they are sent with the next emission or `mesh lineage flush`")
     lines.append(f"{len(products)} products, {len(published)}/{len(summary.ports)} ports published, "
                  f"{sum(p.rows for p in published):,} rows, checks {passed} passed / {failed} failed, "
                  f"scale {summary.scale}, {summary.seconds:.1f} s")

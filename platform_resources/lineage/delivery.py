@@ -5,8 +5,9 @@ OPENLINEAGE__TRANSPORT__*). With none of them, events go to a JSON-lines file un
 
 Guarantees: events are delivered in emission order; an event is removed from the outbox only after the transport
 accepted it, so none is lost to a failed send or a crash; emission never raises. Time bound: after a failed
-send, a process queues events without trying the transport for RETRY_AFTER seconds, so a dead endpoint costs
-each process at most one transport timeout per RETRY_AFTER window.
+send, a process queues events without trying the transport for RETRY_AFTER seconds (default 30), so a dead
+endpoint costs each process at most one transport timeout (HTTP default 5 s) per RETRY_AFTER window. The HTTP
+transport's own retries are turned off unless openlineage.yml sets them: the outbox is the retry.
 """
 
 import functools
@@ -21,6 +22,7 @@ from openlineage.client import OpenLineageClient
 from openlineage.client.serde import Serde
 from openlineage.client.transport import Transport
 from openlineage.client.transport.file import FileConfig, FileTransport
+from openlineage.client.transport.http import HttpTransport
 from openlineage.client.transport.noop import NoopConfig, NoopTransport
 
 from platform_resources.home import mesh_home
@@ -44,7 +46,12 @@ def configured_transport() -> Transport:
     configured = (probe.config.transport or {}).get("type") or os.environ.get("OPENLINEAGE_URL") \
         or os.environ.get("OPENLINEAGE_DISABLED", "").lower() == "true"
     if configured:
-        return OpenLineageClient().transport
+        transport = OpenLineageClient().transport
+        if isinstance(transport, HttpTransport) and "retry" not in (probe.config.transport or {}):
+            # The outbox retries; transport-level retries would only stretch a dead endpoint's cost (~10 s).
+            transport.config.retry = {**transport.config.retry, "total": 0, "connect": 0, "read": 0}
+            transport.session = None  # rebuilt lazily with the new retry policy
+        return transport
     events_file().parent.mkdir(parents=True, exist_ok=True)
     return FileTransport(FileConfig(log_file_path=str(events_file()), append=True))
 

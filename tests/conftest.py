@@ -33,3 +33,13 @@ def prepared_dbt(session_home) -> None:
     from platform_resources.registry import mesh_registry
 
     dbt.prepare(list(mesh_registry().domains))
+
+
+@pytest.fixture(scope="session")
+def mesh_run(session_home, prepared_dbt):
+    """The whole sample mesh at scale 0.01, run once per session in the session's home."""
+    from platform_resources.runner import format_summary, run_mesh
+
+    summary = run_mesh(0.01, log=lambda *_: None)
+    assert summary.ok, format_summary(summary)
+    return summary

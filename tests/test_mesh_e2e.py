@@ -54,10 +54,8 @@ def expected_answer(query: int) -> tuple[list[str], list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def first_run(session_home, prepared_dbt):
-    summary = run_mesh(SCALE, log=lambda *_: None)
-    assert summary.ok, format_summary(summary)
-    return summary
+def first_run(mesh_run):
+    return mesh_run
 
 
 def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):

@@ -70,13 +70,19 @@ def column_lineage(
         )
         return _column_by_column(statement, mapping, dialect, names)
 
+    if names is not None and len(names) != len(nodes):
+        names = None  # duplicate output names collapsed: positions no longer line up
     result: dict[str, list[tuple[str, str]]] = {}
     for position, (qualified_name, node) in enumerate(nodes.items()):
         if qualified_name == "*":
             log.warning("column lineage: cannot expand a star without the schema of its tables")
             continue
-        name = names[position] if names and position < len(names) and names[position] else qualified_name
-        result[name] = _sources(node, name)
+        name = names[position] if names and names[position] else qualified_name
+        try:
+            result[name] = _sources(node, name)
+        except Exception as error:  # noqa: BLE001
+            log.warning("column lineage: %s: cannot trace (%s: %s)", name, type(error).__name__, error)
+            result[name] = []
     return result
 
 
@@ -190,11 +196,13 @@ def _column_by_column(
         # The output columns are still known when the statement names them all.
         return {name: [] for name in names} if names and all(names) else {}
     result: dict[str, list[tuple[str, str]]] = {}
+    if names is not None and len(names) != len(qualified_names):
+        names = None
     for position, qualified_name in enumerate(qualified_names):
         if qualified_name == "*":
             log.warning("column lineage: cannot expand a star without the schema of its tables")
             continue
-        name = names[position] if names and position < len(names) and names[position] else qualified_name
+        name = names[position] if names and names[position] else qualified_name
         try:
             result[name] = _sources(lineage(qualified_name, statement, mapping, dialect=dialect, **_QUALIFY), name)
         except Exception as error:  # noqa: BLE001

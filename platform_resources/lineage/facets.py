@@ -53,6 +53,15 @@ class MeshDataProductDatasetFacet(DatasetFacet):
         return f"{MESH_FACET_SCHEMA}#/$defs/MeshDataProductDatasetFacet"
 
 
+@attr.define
+class DataQualityMetricsFacet(data_quality_metrics_dataset.DataQualityMetricsDatasetFacet):
+    """The client's facet names schema 1-0-1, which the spec never published; 1-0-0 has the same fields."""
+
+    @staticmethod
+    def _get_schema() -> str:
+        return "https://openlineage.io/spec/facets/1-0-0/DataQualityMetricsDatasetFacet.json#/$defs/DataQualityMetricsDatasetFacet"
+
+
 def owners(manifest: Manifest) -> list[tuple[str, str]]:
     return [(f"team:{manifest.owner.team}", "team"), (manifest.owner.email, "email")]
 
@@ -89,7 +98,7 @@ def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_i
         assertions=[data_quality_assertions_dataset.Assertion(assertion=c.name, success=c.passed, severity="error",
                                                               description=c.summary) for c in checks])}
     if data is not None:
-        facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
+        facets["dataQualityMetrics"] = DataQualityMetricsFacet(
             rowCount=data.num_rows,
             columnMetrics={name: data_quality_metrics_dataset.ColumnMetrics(nullCount=data.column(name).null_count)
                            for name in data.column_names})

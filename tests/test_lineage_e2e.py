@@ -1,0 +1,120 @@
+"""The OpenLineage events of a full sample-mesh run: valid, Marquez-ready, and describing the mesh graph."""
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from openlineage_spec import marquez_problems, validate_event
+from platform_resources.lineage.delivery import events_file
+from platform_resources.lineage.facets import MESH_FACET_SCHEMA
+from platform_resources.registry import load_registry
+
+CUSTOM_SCHEMAS = {MESH_FACET_SCHEMA: Path(__file__).resolve().parent.parent /
+                  "platform_resources/lineage/schemas/facets/1-0-0/MeshDataProductDatasetFacet.json"}
+
+
+@pytest.fixture(scope="module")
+def events(mesh_run) -> list[dict]:
+    return [json.loads(line) for line in events_file().read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def completes(events) -> list[dict]:
+    return [e for e in events if e.get("eventType") == "COMPLETE"]
+
+
+def port_of(dataset: dict) -> str | None:
+    return dataset.get("facets", {}).get("mesh_dataProduct", {}).get("portId")
+
+
+def test_every_event_validates_against_the_openlineage_spec(events):
+    assert len(events) > 100
+    problems = {i: p for i, e in enumerate(events) if (p := validate_event(e, CUSTOM_SCHEMAS))}
+    assert not problems, list(problems.items())[:3]
+
+
+def test_every_event_meets_marquez_rules(events):
+    problems = {i: p for i, e in enumerate(events) if (p := marquez_problems(e))}
+    assert not problems, list(problems.items())[:3]
+
+
+def test_ports_register_themselves_before_their_first_run(events):
+    registry = load_registry()
+    registered = [e for e in events if "dataset" in e]
+    assert {port_of(e["dataset"]) for e in registered} == set(registry.port_ids())
+    first_run_event = next(i for i, e in enumerate(events) if "run" in e)
+    assert all(events.index(e) < first_run_event for e in registered[:len(registry.port_ids())])
+    assert {"schema", "documentation", "ownership", "symlinks"} <= set(registered[0]["dataset"]["facets"])
+
+
+def test_one_job_per_port_dbt_model_and_ingestion_with_start_and_end(events, completes):
+    registry = load_registry()
+    names = {(e["job"]["namespace"], e["job"]["name"]) for e in completes}
+    for manifest in registry.products.values():
+        for port in manifest.output_ports:
+            assert (f"mesh.{manifest.domain}", f"{manifest.product}.{port.name}") in names
+    assert ("mesh.finance", "internal.pricing_summary") in names
+    assert ("mesh.sales", "internal.order_db.lineitem") in names
+    starts = {e["run"]["runId"] for e in events if e.get("eventType") == "START"}
+    assert {e["run"]["runId"] for e in completes} <= starts
+    for e in completes:
+        assert e["run"]["facets"]["parent"]["root"]["run"]["runId"]  # the Dagster run, for the way back
+
+
+def test_the_lineage_graph_equals_the_mesh_graph_of_the_manifests(completes):
+    """dataset -> job -> dataset edges, walked back from each port to the nearest upstream ports."""
+    upstream = defaultdict(set)
+    port_ids = {}
+    for e in completes:
+        for output in e["outputs"]:
+            key = (output["namespace"], output["name"])
+            upstream[key] |= {(i["namespace"], i["name"]) for i in e["inputs"]}
+            if port_of(output):
+                port_ids[key] = port_of(output)
+
+    def upstream_ports(dataset, seen) -> set[str]:
+        found = set()
+        for parent in upstream[dataset] - seen:
+            seen.add(parent)
+            found |= {port_ids[parent]} if parent in port_ids else upstream_ports(parent, seen)
+        return found
+
+    observed = defaultdict(set)
+    for dataset, port_id in port_ids.items():
+        observed[port_id.rsplit(".", 1)[0]] |= upstream_ports(dataset, set())
+    registry = load_registry()
+    declared = {m.id: {p.source for p in m.input_ports if p.source} for m in registry.products.values()}
+    assert dict(observed) == {k: v for k, v in declared.items()}
+    assert "crm.customers.customer_contacts" in observed["finance.returned_items"]
+
+
+def test_column_lineage_of_a_finance_product_traces_back_to_source_aligned_columns(completes):
+    sources = {}
+    port_dataset = {}
+    for e in completes:
+        for output in e["outputs"]:
+            if port_of(output):
+                port_dataset[port_of(output)] = (output["namespace"], output["name"])
+            for column, lineage in output["facets"].get("columnLineage", {}).get("fields", {}).items():
+                sources[(output["namespace"], output["name"], column)] = [
+                    (f["namespace"], f["name"], f["field"]) for f in lineage["inputFields"]]
+
+    def roots(column) -> set:
+        reached, frontier = set(), [column]
+        while frontier:
+            current = frontier.pop()
+            reached.add(current)
+            frontier.extend(s for s in sources.get(current, []) if s not in reached)
+        return reached
+
+    sum_qty = roots((*port_dataset["finance.pricing_summary.pricing_summary"], "sum_qty"))
+    assert (*port_dataset["sales.orders.order_lines"], "l_quantity") in sum_qty
+    revenue = roots((*port_dataset["finance.returned_items.returned_items"], "revenue"))
+    assert {(*port_dataset["sales.orders.order_lines"], "l_extendedprice"),
+            (*port_dataset["sales.orders.order_lines"], "l_discount")} <= revenue
+    name = roots((*port_dataset["finance.returned_items.returned_items"], "c_name"))
+    assert (*port_dataset["crm.customers.customer_contacts"], "c_name") in name
+    # ... and on, inside crm, to the CRM system's table the source-aligned product ingested.
+    assert any(ns.startswith("duckdb://") and n.endswith("crm_db.customer") and f == "c_name" for ns, n, f in name)

@@ -179,7 +179,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
         summary.run_ids.update(part.run_ids)
         log(f"  {domain:<12} {part.seconds:6.1f} s  run {part.run_ids.get(domain, '-')}"
             f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
-    summary.lineage = delivery().flush()
+    summary.lineage = delivery().flush(force=False)
     summary.seconds = time.perf_counter() - started
     return summary
 

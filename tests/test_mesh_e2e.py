@@ -151,3 +151,11 @@ def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot
     failed = {(tuple(e.dagster_event.event_specific_data.asset_key.path), e.dagster_event.event_specific_data.check_name)
               for e in evaluations if not e.dagster_event.event_specific_data.passed}
     assert (("crm", "customers", "customers"), "primary_key") in failed
+    # Lineage reports the failed publish: a FAIL event with the error message, and the check results.
+    events = [json.loads(line) for line in (fresh_home / "lineage" / "events.jsonl").read_text().splitlines()]
+    fail = [e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "customers.customers"]
+    assert len(fail) == 1
+    assert "primary_key: 1 duplicated key values" in fail[0]["run"]["facets"]["errorMessage"]["message"]
+    assertions = fail[0]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assert {(a["assertion"], a["success"]) for a in assertions} == {
+        ("contract_schema", True), ("primary_key", False), ("not_null_columns", True)}

@@ -5,8 +5,9 @@ OPENLINEAGE__TRANSPORT__*). With none of them, events go to a JSON-lines file un
 
 Guarantees: events are delivered in emission order; an event is removed from the outbox only after the transport
 accepted it, so none is lost to a failed send or a crash; emission never raises. Time bound: after a failed
-send, a process queues events without trying the transport for RETRY_AFTER seconds (default 30), so a dead
-endpoint costs each process at most one transport timeout (HTTP default 5 s) per RETRY_AFTER window. The HTTP
+send, every process sharing the outbox queues events without trying the transport for RETRY_AFTER seconds
+(default 30), so a dead endpoint costs the whole mesh run at most one transport timeout (HTTP default 5 s) per
+RETRY_AFTER window. The HTTP
 transport's own retries are turned off unless openlineage.yml sets them: the outbox is the retry.
 """
 
@@ -69,7 +70,6 @@ class Delivery:
     def __init__(self, transport: Transport, box: Outbox):
         self.transport = transport
         self.outbox = box
-        self.paused_until = 0.0
 
     def emit(self, event) -> None:
         """Queue an OpenLineage event and deliver what the transport will take. Never raises."""
@@ -77,14 +77,16 @@ class Delivery:
             payload = json.loads(Serde.to_json(event))
             with self.outbox.locked():
                 self.outbox.append(payload)
-                if time.monotonic() >= self.paused_until:
+                if time.time() >= self.outbox.paused_until():
                     self._deliver_pending()
         except Exception as exc:  # lineage must never fail a data run
             log.warning("lineage event not queued: %s", exc)
 
-    def flush(self) -> FlushResult:
-        """Deliver every pending event now, ignoring the pause."""
+    def flush(self, force: bool = True) -> FlushResult:
+        """Deliver every pending event now; without force, not while delivery is paused after a failure."""
         with self.outbox.locked():
+            if not force and time.time() < self.outbox.paused_until():
+                return FlushResult(0, len(self.outbox.pending()), "delivery paused after a failed send")
             return self._deliver_pending()
 
     def _deliver_pending(self) -> FlushResult:
@@ -94,14 +96,14 @@ class Delivery:
             try:
                 self.transport.emit(Outbox.read(path))
             except Exception as exc:
-                self.paused_until = time.monotonic() + RETRY_AFTER
+                self.outbox.pause(time.time() + RETRY_AFTER)
                 # The exception text, never the transport's configuration: it may hold an API key.
                 reason = f"{type(exc).__name__}: {exc}"
                 log.warning("lineage delivery failed, %d events kept in the outbox: %s", len(pending) - delivered, reason)
                 return FlushResult(delivered, len(pending) - delivered, reason)
             Outbox.remove(path)
             delivered += 1
-        self.paused_until = 0.0
+        self.outbox.pause(0.0)  # the transport works again: nobody needs to wait
         return FlushResult(delivered, 0)
 
 

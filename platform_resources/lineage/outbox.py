@@ -44,6 +44,14 @@ class Outbox:
         os.replace(staging, path)
         return path
 
+    def paused_until(self) -> float:
+        """Until when (unix time) every process should leave the transport alone after a failure."""
+        marker = self.folder / ".paused_until"
+        return float(marker.read_text()) if marker.exists() else 0.0
+
+    def pause(self, until: float) -> None:
+        (self.folder / ".paused_until").write_text(str(until))
+
     @staticmethod
     def read(path: Path) -> dict:
         return json.loads(path.read_text())

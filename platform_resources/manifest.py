@@ -101,21 +101,92 @@ class Contract(_Model):
         return key
 
 
-class Freshness(_Model):
-    max_age: str
-    warn_after: str | None = None
+def _check_duration(value: str | None) -> str | None:
+    if value is not None and not DURATION.match(value.strip()):
+        raise ValueError(f"'{value}' is not a duration; write a number and a unit s, m, h or d, like 26h")
+    return value
 
-    @field_validator("max_age", "warn_after")
+
+class Freshness(_Model):
+    """How fresh the port must be: a maximum age, or a cron deadline (published by each tick, plus a grace)."""
+
+    max_age: str | None = None
+    warn_after: str | None = None
+    cron: str | None = None
+    cron_window: str = "1d"  # with cron: the port must have been published within this window before each tick
+    cron_timezone: str = "UTC"
+
+    @field_validator("max_age", "warn_after", "cron_window")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION.match(value.strip()):
-            raise ValueError(f"'{value}' is not a duration; write a number and a unit s, m, h or d, like 26h")
+        return _check_duration(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"'{value}' is not a cron schedule; write five fields, like '0 6 * * *' for 06:00 daily")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Freshness":
+        if (self.max_age is None) == (self.cron is None):
+            raise ValueError("freshness is either 'max_age: 26h' or 'cron: \"0 6 * * *\"'; give exactly one")
+        return self
 
     @staticmethod
     def to_timedelta(value: str) -> timedelta:
         amount, unit = DURATION.match(value.strip()).groups()  # type: ignore[union-attr]
         return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+class _Slo(_Model):
+    severity: Literal["warning", "error"] = "warning"
+
+
+class TimelinessSlo(_Slo):
+    """At most this gap between the latest actual time in the data and the processing time."""
+
+    max_delay: str
+
+    @field_validator("max_delay")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+class InputRatio(_Model):
+    input_port: str
+    min_ratio: float = Field(gt=0)
+
+
+class CompletenessSlo(_Slo):
+    """Minimum share of non-null values per column, and/or a minimum row count relative to an input port."""
+
+    columns: dict[str, float] = Field(default_factory=dict)
+    rows_vs_input: InputRatio | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        wrong = {c: s for c, s in value.items() if not 0 <= s <= 1}
+        if wrong:
+            raise ValueError(f"completeness shares {wrong} are not between 0 and 1; write 0.99 for 99 %")
+        return value
+
+
+class VolumeSlo(_Slo):
+    """Row-count bounds, and/or the largest relative change against the previous publish (0.5 = 50 %)."""
+
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+    max_change: float | None = Field(default=None, gt=0)
+
+
+class Slos(_Model):
+    timeliness: TimelinessSlo | None = None
+    completeness: CompletenessSlo | None = None
+    volume: VolumeSlo | None = None
 
 
 class AccessApproval(_Model):
@@ -138,6 +209,7 @@ class OutputPort(_Model):
     contract: Contract
     actual_time: str = Field(description="column holding the actual time, or 'snapshot'")
     freshness: Freshness | None = None
+    slos: Slos = Field(default_factory=Slos)
     approved_access: list[AccessApproval] = Field(default_factory=list)
 
     @property
@@ -152,6 +224,16 @@ class OutputPort(_Model):
         if contract and value != "snapshot" and value not in names:
             raise ValueError(f"actual_time '{value}' is neither 'snapshot' nor a declared column {names}; "
                              "name the column that holds when each fact happened, or write 'snapshot'")
+        return value
+
+    @field_validator("slos")
+    @classmethod
+    def _slo_columns_exist(cls, value: Slos, info: ValidationInfo) -> Slos:
+        contract = info.data.get("contract")
+        names = [c.name for c in contract.columns] if contract else []
+        unknown = [c for c in (value.completeness.columns if value.completeness else {}) if contract and c not in names]
+        if unknown:
+            raise ValueError(f"completeness columns {unknown} are not declared columns {names}; use declared columns")
         return value
 
     @field_validator("approved_access")

@@ -1,0 +1,37 @@
+"""The history of every port's metrics, one record per processing time, kept under the mesh home."""
+
+import json
+import sqlite3
+from contextlib import closing
+from datetime import datetime
+
+from platform_resources.home import mesh_home
+
+
+def _connect() -> sqlite3.Connection:
+    path = mesh_home() / "metrics.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30)
+    con.execute("create table if not exists port_metrics (port_id text not null, processing_time text not null, "
+                "record text not null, primary key (port_id, processing_time))")
+    return con
+
+
+def record(port_id: str, processing_time: datetime, metrics: dict) -> None:
+    """Store what one publish measured (metrics and SLO results) under its processing time."""
+    with closing(_connect()) as con, con:
+        con.execute("insert or replace into port_metrics values (?, ?, ?)",
+                    (port_id, processing_time.isoformat(), json.dumps(metrics, default=str)))
+
+
+def history(port_id: str) -> list[dict]:
+    """Every recorded publish of the port, oldest first: {'processing_time': iso, **record}."""
+    with closing(_connect()) as con:
+        rows = con.execute("select processing_time, record from port_metrics where port_id = ? order by processing_time",
+                           (port_id,)).fetchall()
+    return [{"processing_time": when, **json.loads(record)} for when, record in rows]
+
+
+def latest(port_id: str) -> dict | None:
+    records = history(port_id)
+    return records[-1] if records else None

@@ -3,6 +3,7 @@
 
 import logging
 import os
+from datetime import datetime
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,6 @@ from dagster import (
     AutomationCondition,
     Definitions,
     Failure,
-    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from platform_resources import dbt, ports
+from platform_resources import dbt, metrics, ports, slo
 from platform_resources.contracts import CHECK_DESCRIPTIONS, CheckOutcome, run_contract_checks
 from platform_resources.home import domain_duckdb_path, mesh_home
 from platform_resources.ingestion import ingestion_assets
@@ -43,6 +43,7 @@ from platform_resources.lineage.resource import LineageResource
 from platform_resources.lineage.runs import DagsterRun
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.registry import Registry, mesh_registry
+from platform_resources.slo import SLO_CHECKS, freshness_policy
 
 DOMAIN_JOB_SUFFIX = "_all_products"
 
@@ -136,14 +137,13 @@ def _port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relati
     port_id = f"{manifest.id}.{port.name}"
     key = AssetKey([manifest.domain, manifest.product, port.name])
     model_key = dbt.internal_key(manifest.domain, port.dbt_model)
-    freshness = port.freshness and FreshnessPolicy.time_window(
-        fail_window=port.freshness.to_timedelta(port.freshness.max_age),
-        warn_window=port.freshness.warn_after and port.freshness.to_timedelta(port.freshness.warn_after))
     checks = [AssetCheckSpec(name, asset=key, description=text, blocking=True) for name, text in CHECK_DESCRIPTIONS.items()]
+    declared_slos = {f"slo_{name}" for name, slo in port.slos if slo is not None}
+    checks += [AssetCheckSpec(name, asset=key, description=text) for name, text in SLO_CHECKS.items() if name in declared_slos]
 
     @asset(key=key, deps=[model_key], group_name=manifest.domain, description=f"{manifest.description}\n\n**Port {port.name}**: {port.description}",
            owners=[f"team:{manifest.owner.team}", manifest.owner.email], kinds={"iceberg"}, tags=_tags(manifest, port),
-           metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness or None,
+           metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness_policy(port.freshness),
            automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
@@ -197,12 +197,34 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     attempt.published = published
     attempt.first_publish = len(ports.versions(port_id)) == 1
     context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+    input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
+                  for p in manifest.input_ports if p.source}
+    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows)
+    results = slo.evaluate(port, measured)
+    metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
     yield MaterializeResult(metadata={
         "dagster/row_count": published.rows,
         "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
         "mesh/snapshot_id": str(published.snapshot_id),
         "dagster/uri": published.location,
+        **_metric_metadata(measured),
     })
+    for result in results:
+        yield AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
+                               severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN)
+
+
+def _metric_metadata(measured: dict) -> dict:
+    """Numeric metadata, so the Dagster UI plots every metric over time."""
+    metadata = {f"mesh/{name}": float(measured[name]) for name in
+                ("timeliness_seconds", "processing_interval_seconds", "row_count_change") if measured[name] is not None}
+    shares = [share for share in measured["completeness"].values() if share is not None]
+    if shares:
+        metadata["mesh/completeness_min"] = min(shares)
+    for name in ("epoch_processing_time", "epoch_actual_time", "last_actual_time"):
+        if measured[name]:
+            metadata[f"mesh/{name}"] = MetadataValue.timestamp(datetime.fromisoformat(measured[name]))
+    return metadata
 
 
 def _read_staged(domain: str, relation: str) -> pa.Table:

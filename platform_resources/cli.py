@@ -67,6 +67,35 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    from platform_resources import metrics
+    from platform_resources.registry import load_registry
+
+    prepare_home()
+    load_registry().port(args.port)  # a clear error for an unknown port
+    history = metrics.history(args.port)
+    if args.json:
+        print(json.dumps(history, indent=1))
+        return 0
+    if not history:
+        print(f"{args.port}: no publish recorded yet")
+        return 0
+    print(f"{'processing time':<33} {'rows':>9} {'change':>8} {'interval s':>11} {'timeliness h':>13} {'complete':>9}  SLOs")
+    for record in history:
+        m = record["metrics"]
+        shares = [s for s in m["completeness"].values() if s is not None]
+        slos = ", ".join(f"{r['name'].removeprefix('slo_')} {'ok' if r['passed'] else 'BREACHED (' + r['severity'] + ')'}"
+                         for r in record["slos"]) or "none declared"
+        change = "-" if m["row_count_change"] is None else f"{m['row_count_change']:+.1%}"
+        interval = "-" if m["processing_interval_seconds"] is None else f"{m['processing_interval_seconds']:.0f}"
+        timeliness = "-" if m["timeliness_seconds"] is None else f"{m['timeliness_seconds'] / 3600:.1f}"
+        complete = f"{min(shares):.1%}" if shares else "-"
+        print(f"{record['processing_time']:<33} {m['row_count']:>9,} {change:>8} {interval:>11} {timeliness:>13} {complete:>9}  {slos}")
+    first = history[0]["metrics"]
+    print(f"epoch: actual time {first['epoch_actual_time']}, processing time {first['epoch_processing_time']}")
+    return 0
+
+
 def _register(args: argparse.Namespace) -> int:
     from platform_resources.lineage.delivery import delivery
     from platform_resources.lineage.resource import register_ports
@@ -135,6 +164,11 @@ def parser() -> argparse.ArgumentParser:
     read.add_argument("--as", dest="as_consumer", help="the consuming product (domain.product), for restricted ports")
     read.add_argument("--format", choices=["table", "csv", "json"], default="table")
     read.set_defaults(handler=_read)
+
+    metrics = commands.add_parser("metrics", help="the metrics and SLO results of every publish of a port")
+    metrics.add_argument("port")
+    metrics.add_argument("--json", action="store_true")
+    metrics.set_defaults(handler=_metrics)
 
     commands.add_parser("list", help="list domains, products and ports").set_defaults(handler=_list)
     register = commands.add_parser("register", help="announce every output port to the lineage backend (OpenLineage)")

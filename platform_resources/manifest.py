@@ -300,6 +300,16 @@ class Manifest(_Model):
                 raise ValueError(f"{kind} port names {duplicates} are used twice; give each port its own name")
         return self
 
+    @model_validator(mode="after")
+    def _slo_inputs_exist(self) -> "Manifest":
+        readable = [p.name for p in self.input_ports if p.source]
+        for port in self.output_ports:
+            ratio = port.slos.completeness and port.slos.completeness.rows_vs_input
+            if ratio and ratio.input_port not in readable:
+                raise ValueError(f"output port {port.name}: completeness rows_vs_input names input port "
+                                 f"'{ratio.input_port}', which is not one of {readable}; name an input port with 'from:'")
+        return self
+
     @property
     def domain(self) -> str:
         return self.id.split(".")[0]

@@ -1,0 +1,121 @@
+"""SLOs and metrics of output ports: the definitions are global (here), the thresholds local (each manifest).
+
+At every publish the platform measures temporality (epoch, last processing and actual time, processing
+interval, timeliness) and quality (completeness, volume), evaluates the port's SLOs on them, and keeps the
+record per processing time (platform_resources.metrics). Freshness is Dagster's FreshnessPolicy.
+"""
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import FreshnessPolicy
+
+from platform_resources.manifest import Freshness, OutputPort
+
+SLO_CHECKS = {
+    "slo_timeliness": "Timeliness SLO: the newest actual time in the data is at most max_delay before the processing time.",
+    "slo_completeness": "Completeness SLO: non-null shares of the chosen columns, and rows against an input port.",
+    "slo_volume": "Volume SLO: row count within bounds, and its change against the previous publish.",
+}
+
+
+def freshness_policy(freshness: Freshness | None) -> FreshnessPolicy | None:
+    if freshness is None:
+        return None
+    if freshness.cron:
+        return FreshnessPolicy.cron(deadline_cron=freshness.cron, timezone=freshness.cron_timezone,
+                                    lower_bound_delta=Freshness.to_timedelta(freshness.cron_window))
+    return FreshnessPolicy.time_window(
+        fail_window=Freshness.to_timedelta(freshness.max_age),
+        warn_window=freshness.warn_after and Freshness.to_timedelta(freshness.warn_after))
+
+
+@dataclass
+class SloResult:
+    name: str
+    passed: bool
+    severity: str
+    summary: str
+
+
+def _as_datetime(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, tzinfo=timezone.utc)
+    return None
+
+
+def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previous: dict | None,
+            input_rows: dict[str, int] | None = None) -> dict:
+    """The metrics of one publish. `previous` is the port's last record (metrics.latest), if any."""
+    before = (previous or {}).get("metrics", {})
+    rows = data.num_rows
+    if port.actual_time == "snapshot":
+        earliest_actual = latest_actual = processing_time  # a snapshot is the state as of its processing time
+    else:
+        column = data.column(port.actual_time)
+        earliest_actual = _as_datetime(pc.min(column).as_py()) if rows else None
+        latest_actual = _as_datetime(pc.max(column).as_py()) if rows else None
+    epoch_actual = min(filter(None, [earliest_actual, _as_datetime(_parse(before.get("epoch_actual_time")))]), default=None)
+    last_pt = _parse((previous or {}).get("processing_time"))
+    metrics = {
+        "row_count": rows,
+        "row_count_change": (rows - before["row_count"]) / before["row_count"] if before.get("row_count") else None,
+        "completeness": {name: (1 - data.column(name).null_count / rows) if rows else None for name in data.column_names},
+        "epoch_processing_time": before.get("epoch_processing_time") or processing_time.isoformat(),
+        "epoch_actual_time": epoch_actual.isoformat() if epoch_actual else None,
+        "last_processing_time": processing_time.isoformat(),
+        "last_actual_time": latest_actual.isoformat() if latest_actual else None,
+        "processing_interval_seconds": (processing_time - last_pt).total_seconds() if last_pt else None,
+        "timeliness_seconds": (processing_time - latest_actual).total_seconds() if latest_actual else None,
+    }
+    if port.slos.completeness and port.slos.completeness.rows_vs_input and input_rows is not None:
+        upstream = input_rows.get(port.slos.completeness.rows_vs_input.input_port)
+        metrics["rows_vs_input"] = rows / upstream if upstream else None
+    return metrics
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def evaluate(port: OutputPort, metrics: dict) -> list[SloResult]:
+    """Each declared SLO against this publish's metrics."""
+    results = []
+    slos = port.slos
+    if slos.timeliness:
+        limit = Freshness.to_timedelta(slos.timeliness.max_delay).total_seconds()
+        gap = metrics["timeliness_seconds"]
+        passed = gap is not None and gap <= limit
+        summary = (f"newest actual time is {gap / 3600:.1f} h before the processing time (limit {slos.timeliness.max_delay})"
+                   if gap is not None else "no actual time in the data")
+        results.append(SloResult("slo_timeliness", passed, slos.timeliness.severity, summary))
+    if slos.completeness:
+        problems = [f"{c}: {metrics['completeness'].get(c) or 0:.1%} non-null < {share:.1%}"
+                    for c, share in slos.completeness.columns.items() if (metrics["completeness"].get(c) or 0) < share]
+        ratio = slos.completeness.rows_vs_input
+        if ratio and (metrics.get("rows_vs_input") or 0) < ratio.min_ratio:
+            problems.append(f"rows are {metrics.get('rows_vs_input') or 0:.1%} of input port {ratio.input_port} "
+                            f"(minimum {ratio.min_ratio:.1%})")
+        results.append(SloResult("slo_completeness", not problems, slos.completeness.severity,
+                                 "; ".join(problems) or "complete"))
+    if slos.volume:
+        volume, rows, change = slos.volume, metrics["row_count"], metrics["row_count_change"]
+        problems = []
+        if volume.min_rows is not None and rows < volume.min_rows:
+            problems.append(f"{rows} rows < minimum {volume.min_rows}")
+        if volume.max_rows is not None and rows > volume.max_rows:
+            problems.append(f"{rows} rows > maximum {volume.max_rows}")
+        if volume.max_change is not None and change is not None and abs(change) > volume.max_change:
+            problems.append(f"row count changed {change:+.1%} since the previous publish (limit ±{volume.max_change:.0%})")
+        results.append(SloResult("slo_volume", not problems, volume.severity, "; ".join(problems) or f"{rows} rows"))
+    return results
+
+
+def as_record(metrics: dict, results: list[SloResult]) -> dict:
+    return {"metrics": metrics, "slos": [asdict(r) for r in results]}

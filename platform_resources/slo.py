@@ -119,3 +119,28 @@ def evaluate(port: OutputPort, metrics: dict) -> list[SloResult]:
 
 def as_record(metrics: dict, results: list[SloResult]) -> dict:
     return {"metrics": metrics, "slos": [asdict(r) for r in results]}
+
+
+def freshness_status(port: OutputPort, last_processing_time: datetime | None, now: datetime) -> SloResult | None:
+    """Is the port fresh now? The same rule Dagster's FreshnessPolicy applies, for reports outside the UI."""
+    freshness = port.freshness
+    if freshness is None:
+        return None
+    if last_processing_time is None:
+        return SloResult("freshness", False, "error", "never published")
+    if freshness.cron:
+        from dagster._utils.schedules import reverse_cron_string_iterator  # Dagster's own cron arithmetic
+
+        tick = next(reverse_cron_string_iterator(now.timestamp(), freshness.cron, freshness.cron_timezone))
+        due_after = tick - Freshness.to_timedelta(freshness.cron_window)
+        passed = last_processing_time >= due_after
+        return SloResult("freshness", passed, "error",
+                         f"last publish {last_processing_time.isoformat()}, due after {due_after.isoformat()} for the "
+                         f"{tick.isoformat()} deadline")
+    age = now - last_processing_time
+    if age <= Freshness.to_timedelta(freshness.max_age):
+        severity, passed = "warning", not (freshness.warn_after and age > Freshness.to_timedelta(freshness.warn_after))
+    else:
+        severity, passed = "error", False
+    return SloResult("freshness", passed, severity, f"last publish {age.total_seconds() / 3600:.1f} h ago "
+                                                      f"(max age {freshness.max_age})")

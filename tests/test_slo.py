@@ -103,3 +103,20 @@ def test_freshness_is_a_dagster_freshness_policy():
     assert slo.freshness_policy(Freshness(cron="0 6 * * *", cron_window="2h")) is not None
     with pytest.raises(ValueError, match="give exactly one"):
         Freshness(max_age="1h", cron="0 6 * * *")
+
+
+def test_freshness_status_by_max_age_and_by_cron_deadline():
+    from platform_resources.manifest import Freshness
+
+    aged = port({})
+    aged.freshness = Freshness(max_age="26h", warn_after="12h")
+    assert slo.freshness_status(aged, NOW - timedelta(hours=2), NOW).passed
+    warn = slo.freshness_status(aged, NOW - timedelta(hours=13), NOW)
+    assert (warn.passed, warn.severity) == (False, "warning")
+    stale = slo.freshness_status(aged, NOW - timedelta(hours=30), NOW)
+    assert (stale.passed, stale.severity) == (False, "error")
+    assert not slo.freshness_status(aged, None, NOW).passed
+    daily = port({})
+    daily.freshness = Freshness(cron="0 6 * * *", cron_window="2h")  # published between 04:00 and 06:00 each day
+    assert slo.freshness_status(daily, NOW.replace(hour=5), NOW).passed
+    assert not slo.freshness_status(daily, NOW.replace(hour=3), NOW).passed

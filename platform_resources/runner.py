@@ -13,10 +13,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, Definitions
+from dagster import (
+    AssetKey,
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+)
 from dagster._utils.error import SerializableErrorInfo
 
 from platform_resources import dbt
@@ -25,7 +31,6 @@ from platform_resources.home import mesh_home, operational_dir, prepare_home
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
 from platform_resources.registry import Registry, RegistryError, load_registry
-
 
 # The full event log is in the Dagster instance; failures reach the console through the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

@@ -67,9 +67,10 @@ def test_output_ports_carry_the_manifest(registry, graphs):
                 assert node.metadata["mesh/product_id"] == manifest.id
                 assert node.metadata["mesh/contract_version"] == manifest.version
                 assert node.metadata["dagster/table_name"] == f"mesh.{domain}.{manifest.product}__{port.name}"
-                checks = {k.name for k in node.check_keys}
-                assert checks == {"contract_schema", "primary_key", "not_null_columns"}
-                assert all(graph.get_check_spec(k).blocking for k in node.check_keys)
+                checks = {k.name: graph.get_check_spec(k).blocking for k in node.check_keys}
+                declared_slos = {f"slo_{name}" for name, slo in port.slos if slo is not None}
+                assert checks == {"contract_schema": True, "primary_key": True, "not_null_columns": True,
+                                  **{name: False for name in declared_slos}}  # contracts block, SLOs report
                 assert node.freshness_policy is not None
 
 

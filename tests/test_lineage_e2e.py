@@ -5,8 +5,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from openlineage_spec import marquez_problems, validate_event
+
 from platform_resources.lineage.delivery import events_file
 from platform_resources.lineage.facets import MESH_FACET_SCHEMA
 from platform_resources.registry import load_registry

@@ -6,8 +6,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import dagster
-from openlineage.client.event_v2 import DatasetEvent, InputDataset, Job, OutputDataset, Run, RunEvent, RunState, StaticDataset
-from openlineage.client.facet_v2 import error_message_run, parent_run, processing_engine_run
+from openlineage.client.event_v2 import (
+    DatasetEvent,
+    InputDataset,
+    Job,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+    StaticDataset,
+)
+from openlineage.client.facet_v2 import (
+    error_message_run,
+    parent_run,
+    processing_engine_run,
+)
 from openlineage.client.uuid import generate_new_uuid
 
 from platform_resources.lineage.delivery import delivery

@@ -1,0 +1,179 @@
+"""The asset of one output port: write, audit, publish, then measure, with lineage around it."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    asset,
+)
+
+from platform_resources import dbt, metrics, ports, slo
+from platform_resources.contracts import (
+    CHECK_DESCRIPTIONS,
+    CheckOutcome,
+    run_contract_checks,
+)
+from platform_resources.home import domain_duckdb_path
+from platform_resources.lineage import naming
+from platform_resources.lineage.facets import (
+    column_lineage,
+    port_static_facets,
+    publish_facets,
+)
+from platform_resources.lineage.resource import LineageResource
+from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.registry import Registry
+from platform_resources.slo import SLO_CHECKS, freshness_policy
+
+
+def _column_schema(port: OutputPort) -> TableSchema:
+    return TableSchema(columns=[
+        TableColumn(c.name, c.type, description=c.description, tags={"classification": c.classification},
+                    constraints=TableColumnConstraints(nullable=c.nullable, unique=port.contract.primary_key == [c.name]))
+        for c in port.contract.columns
+    ])
+
+
+def _tags(manifest: Manifest, port: OutputPort) -> dict[str, str]:
+    tags = {tag: "" for tag in manifest.tags}
+    tags.update({"mesh/archetype": manifest.archetype, "mesh/status": manifest.status, "mesh/visibility": port.visibility})
+    return tags
+
+
+def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, port_id: str) -> dict:
+    metadata = {
+        "dagster/column_schema": _column_schema(port),
+        "dagster/table_name": f"{ports.CATALOG_NAME}.{ports.table_name(port_id)}",
+        "mesh/product_id": manifest.id,
+        "mesh/port_id": port_id,
+        "mesh/contract_version": port.contract.version or manifest.version,
+        "mesh/product_version": manifest.version,
+        "mesh/primary_key": ", ".join(port.contract.primary_key),
+        "mesh/actual_time": port.actual_time,
+        "mesh/visibility": port.visibility,
+        "mesh/owner": f"{manifest.owner.team} <{manifest.owner.email}>",
+        "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",
+        "mesh/manifest": MetadataValue.path(str(registry.files[manifest.id])),
+        "mesh/read": MetadataValue.md(f"`mesh read {port_id} --limit 10`"),
+    }
+    uri = ports.default_location(port_id)
+    if uri:
+        metadata["dagster/uri"] = uri
+    if registry.problems.get(manifest.id):
+        metadata["mesh/errors"] = MetadataValue.md("\n".join(f"- {p}" for p in registry.problems[manifest.id]))
+    return metadata
+
+
+def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str]) -> AssetsDefinition:
+    port_id = f"{manifest.id}.{port.name}"
+    key = AssetKey([manifest.domain, manifest.product, port.name])
+    model_key = dbt.internal_key(manifest.domain, port.dbt_model)
+    checks = [AssetCheckSpec(name, asset=key, description=text, blocking=True) for name, text in CHECK_DESCRIPTIONS.items()]
+    declared_slos = {f"slo_{name}" for name, slo in port.slos if slo is not None}
+    checks += [AssetCheckSpec(name, asset=key, description=text) for name, text in SLO_CHECKS.items() if name in declared_slos]
+
+    @asset(key=key, deps=[model_key], group_name=manifest.domain, description=f"{manifest.description}\n\n**Port {port.name}**: {port.description}",
+           owners=[f"team:{manifest.owner.team}", manifest.owner.email], kinds={"iceberg"}, tags=_tags(manifest, port),
+           metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness_policy(port.freshness),
+           automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
+    def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
+        run = lineage.port_run(context, manifest, port.name)
+        inputs = [(*naming.relation_dataset(manifest.domain, relations[port.dbt_model]), {})] \
+            if port.dbt_model in relations else []
+        port_dataset = naming.port_dataset(port_id)
+        static = port_static_facets(manifest, port, port_id)
+        run.start(inputs, [(*port_dataset, static)])
+        attempt = PublishAttempt()
+        try:
+            yield from _write_audit_publish(context, registry, manifest, port, relations, attempt)
+        except Exception as exc:
+            run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
+            raise
+        measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id, attempt.first_publish)
+        identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
+        run.complete(inputs, [(*port_dataset, {**static, **measured, "columnLineage": identity})])
+
+    return _publish
+
+
+@dataclass
+class PublishAttempt:
+    """What one write-audit-publish got to, for the lineage events that report it."""
+
+    checks: list[CheckOutcome] = field(default_factory=list)
+    staged: pa.Table | None = None
+    published: ports.PublishResult | None = None
+    first_publish: bool = False
+
+
+def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
+                         relations: dict[str, str], attempt: PublishAttempt) -> Iterator:
+    """Stage the dbt model's result, check it against the contract, and publish it only if every check passed."""
+    port_id = f"{manifest.id}.{port.name}"
+    if registry.problems.get(manifest.id):
+        raise Failure(f"{manifest.id} cannot publish: " + "; ".join(registry.problems[manifest.id]))
+    if port.dbt_model not in relations:
+        raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
+                      f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+    attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
+    attempt.checks = run_contract_checks(port.contract, attempt.staged)
+    for outcome in attempt.checks:
+        yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=AssetCheckSeverity.ERROR,
+                               description=outcome.summary, metadata=outcome.details)
+    failed = [o for o in attempt.checks if not o.passed]
+    if failed:
+        raise Failure(description=f"contract of {port_id} violated, nothing published; the port keeps serving its "
+                                  f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
+    published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns})
+    attempt.published = published
+    attempt.first_publish = len(ports.versions(port_id)) == 1
+    context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+    input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
+                  for p in manifest.input_ports if p.source}
+    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows)
+    results = slo.evaluate(port, measured)
+    metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
+    yield MaterializeResult(metadata={
+        "dagster/row_count": published.rows,
+        "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
+        "mesh/snapshot_id": str(published.snapshot_id),
+        "dagster/uri": published.location,
+        **_metric_metadata(measured),
+    })
+    for result in results:
+        yield AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
+                               severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN)
+
+
+def _metric_metadata(measured: dict) -> dict:
+    """Numeric metadata, so the Dagster UI plots every metric over time."""
+    metadata = {f"mesh/{name}": float(measured[name]) for name in
+                ("timeliness_seconds", "processing_interval_seconds", "row_count_change") if measured[name] is not None}
+    shares = [share for share in measured["completeness"].values() if share is not None]
+    if shares:
+        metadata["mesh/completeness_min"] = min(shares)
+    for name in ("epoch_processing_time", "epoch_actual_time", "last_actual_time"):
+        if measured[name]:
+            metadata[f"mesh/{name}"] = MetadataValue.timestamp(datetime.fromisoformat(measured[name]))
+    return metadata
+
+
+def _read_staged(domain: str, relation: str) -> pa.Table:
+    with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
+        return con.execute(f"select * from {relation}").fetch_arrow_table()

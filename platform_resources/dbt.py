@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey, AutomationCondition
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-    DbtCliResource,
-)
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
 
 from platform_resources.home import REPO_ROOT, mesh_home
 from platform_resources.manifest import Manifest
@@ -64,9 +60,7 @@ def is_prepared(domain: str) -> bool:
 
 def prepare(domains: list[str]) -> list[str]:
     """Run `dbt parse` for every domain whose manifest is missing or older than its project. Returns those parsed."""
-    from dbt.cli.main import (
-        dbtRunner,  # imported here: dbt is slow to import and not needed to load a location
-    )
+    from dbt.cli.main import dbtRunner  # imported here: dbt is slow to import and not needed to load a location
 
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     parsed = []

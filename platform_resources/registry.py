@@ -14,14 +14,7 @@ from pathlib import Path
 import yaml
 
 from platform_resources.home import REPO_ROOT
-from platform_resources.manifest import (
-    PORT_ID,
-    Manifest,
-    ManifestError,
-    ManifestErrors,
-    OutputPort,
-    load_manifest,
-)
+from platform_resources.manifest import PORT_ID, Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
 
 PRODUCTS_FOLDER = "products"
 

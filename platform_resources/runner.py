@@ -16,13 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from dagster import (
-    AssetKey,
-    DagsterEvent,
-    DagsterEventType,
-    DagsterInstance,
-    Definitions,
-)
+from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, Definitions
 from dagster._utils.error import SerializableErrorInfo
 
 from platform_resources import dbt

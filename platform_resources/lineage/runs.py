@@ -16,11 +16,7 @@ from openlineage.client.event_v2 import (
     RunState,
     StaticDataset,
 )
-from openlineage.client.facet_v2 import (
-    error_message_run,
-    parent_run,
-    processing_engine_run,
-)
+from openlineage.client.facet_v2 import error_message_run, parent_run, processing_engine_run
 from openlineage.client.uuid import generate_new_uuid
 
 from platform_resources.lineage.delivery import delivery

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import duckdb
 
+from platform_resources import catalog, export, mesh_map
 from platform_resources.home import REPO_ROOT, prepare_home
 
 
@@ -180,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)
+    for module in (export, catalog, mesh_map):
+        module.add_command(commands)
     return root
 
 

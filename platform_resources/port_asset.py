@@ -24,18 +24,10 @@ from dagster import (
 )
 
 from platform_resources import dbt, metrics, ports, slo
-from platform_resources.contracts import (
-    CHECK_DESCRIPTIONS,
-    CheckOutcome,
-    run_contract_checks,
-)
+from platform_resources.contracts import CHECK_DESCRIPTIONS, CheckOutcome, run_contract_checks
 from platform_resources.home import domain_duckdb_path
 from platform_resources.lineage import naming
-from platform_resources.lineage.facets import (
-    column_lineage,
-    port_static_facets,
-    publish_facets,
-)
+from platform_resources.lineage.facets import column_lineage, port_static_facets, publish_facets
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.registry import Registry

@@ -129,9 +129,7 @@ def freshness_status(port: OutputPort, last_processing_time: datetime | None, no
     if last_processing_time is None:
         return SloResult("freshness", False, "error", "never published")
     if freshness.cron:
-        from dagster._utils.schedules import (
-            reverse_cron_string_iterator,  # Dagster's own cron arithmetic
-        )
+        from dagster._utils.schedules import reverse_cron_string_iterator  # Dagster's own cron arithmetic
 
         tick = next(reverse_cron_string_iterator(now.timestamp(), freshness.cron, freshness.cron_timezone))
         due_after = tick - Freshness.to_timedelta(freshness.cron_window)

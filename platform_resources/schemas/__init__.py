@@ -1,0 +1,1 @@
+"""JSON schemas the platform publishes (shipped as package data)."""

@@ -12,13 +12,16 @@ from datetime import datetime
 import duckdb
 
 from platform_resources import catalog, export, mesh_map
-from platform_resources.home import REPO_ROOT, prepare_home
+from platform_resources.home import REPO_ROOT, mesh_home, prepare_home
 
 
 def _run(args: argparse.Namespace) -> int:
     from platform_resources.runner import format_summary, run_mesh
 
     summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print)
+    from platform_resources.registry import load_registry
+
+    print(f"mesh map: {mesh_map.write_map(load_registry(), mesh_home() / 'mesh-map.html')}")
     print()
     print(format_summary(summary))
     return 0 if summary.ok else 1

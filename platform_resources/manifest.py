@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -84,8 +86,7 @@ class Contract(_Model):
     @field_validator("columns")
     @classmethod
     def _unique_columns(cls, columns: list[Column]) -> list[Column]:
-        names = [c.name for c in columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = _repeated(c.name for c in columns)
         if duplicates:
             raise ValueError(f"columns {duplicates} are declared twice; keep one declaration of each")
         return columns
@@ -99,6 +100,10 @@ class Contract(_Model):
             raise ValueError(f"primary key columns {missing} are not among the declared columns {names}; "
                              "list only declared columns in primary_key, or declare the missing ones")
         return key
+
+
+def _repeated(names: Iterable[str]) -> list[str]:
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _check_duration(value: str | None) -> str | None:
@@ -294,8 +299,7 @@ class Manifest(_Model):
     @model_validator(mode="after")
     def _unique_port_names(self) -> Manifest:
         for kind, ports in (("output", self.output_ports), ("input", self.input_ports)):
-            names = [p.name for p in ports]
-            duplicates = sorted({n for n in names if names.count(n) > 1})
+            duplicates = _repeated(p.name for p in ports)
             if duplicates:
                 raise ValueError(f"{kind} port names {duplicates} are used twice; give each port its own name")
         return self

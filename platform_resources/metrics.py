@@ -26,12 +26,15 @@ def record(port_id: str, processing_time: datetime, metrics: dict) -> None:
 
 def history(port_id: str) -> list[dict]:
     """Every recorded publish of the port, oldest first: {'processing_time': iso, **record}."""
-    with closing(_connect()) as con:
-        rows = con.execute("select processing_time, record from port_metrics where port_id = ? order by processing_time",
-                           (port_id,)).fetchall()
-    return [{"processing_time": when, **json.loads(record)} for when, record in rows]
+    return _records("where port_id = ? order by processing_time", port_id)
 
 
 def latest(port_id: str) -> dict | None:
-    records = history(port_id)
-    return records[-1] if records else None
+    records = _records("where port_id = ? order by processing_time desc limit 1", port_id)
+    return records[0] if records else None
+
+
+def _records(condition: str, port_id: str) -> list[dict]:
+    with closing(_connect()) as con:
+        rows = con.execute(f"select processing_time, record from port_metrics {condition}", (port_id,)).fetchall()
+    return [{"processing_time": when, **json.loads(record)} for when, record in rows]

@@ -97,7 +97,8 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         except Exception as exc:
             run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
             raise
-        measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id, attempt.first_publish)
+        measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id,
+                                  attempt.published.first_publish)
         identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
         run.complete(inputs, [(*port_dataset, {**static, **measured, "columnLineage": identity})])
 
@@ -111,7 +112,6 @@ class PublishAttempt:
     checks: list[CheckOutcome] = field(default_factory=list)
     staged: pa.Table | None = None
     published: ports.PublishResult | None = None
-    first_publish: bool = False
 
 
 def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
@@ -134,7 +134,6 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
                                   f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
     published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns})
     attempt.published = published
-    attempt.first_publish = len(ports.versions(port_id)) == 1
     context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
     input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
                   for p in manifest.input_ports if p.source}

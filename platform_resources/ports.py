@@ -43,6 +43,7 @@ class PublishResult:
     rows: int
     table_name: str
     location: str
+    first_publish: bool
 
 
 @functools.cache
@@ -98,19 +99,19 @@ def versions(port_id: str) -> list[PortVersion]:
     return sorted((PortVersion(datetime.fromisoformat(t), s) for t, s in by_time.items()), key=lambda v: v.processing_time)
 
 
-def _next_processing_time(port_id: str) -> datetime:
-    """Now, but strictly after the port's last processing time even if the clock stepped back."""
-    now = datetime.now(timezone.utc)
+def _published_versions(port_id: str) -> list[PortVersion]:
     try:
-        history = versions(port_id)
+        return versions(port_id)
     except PortNotPublishedError:
-        return now
-    return max(now, history[-1].processing_time + timedelta(microseconds=1)) if history else now
+        return []
 
 
 def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None) -> PublishResult:
-    """Replace what the port serves with `data` in one atomic Iceberg commit, stamped with a new processing time."""
-    processing_time = _next_processing_time(port_id)
+    """Replace what the port serves with `data` in one atomic Iceberg commit, stamped with a new processing time:
+    now, but strictly after the port's last processing time even if the clock stepped back."""
+    history = _published_versions(port_id)
+    now = datetime.now(timezone.utc)
+    processing_time = max(now, history[-1].processing_time + timedelta(microseconds=1)) if history else now
     stamped = data.append_column(
         pa.field(PROCESSING_TIME_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False),
         pa.array([processing_time] * data.num_rows, pa.timestamp("us", tz="UTC")),
@@ -128,9 +129,9 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
             for column, doc in (column_docs or {}).items():
                 update.update_column(column, doc=doc)
         tx.overwrite(stamped, snapshot_properties={PROCESSING_TIME_PROPERTY: processing_time.isoformat()})
-    table = cat.load_table((namespace, name))
+    # The committed transaction has refreshed `table`: no second catalog round trip.
     return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
-                         f"{namespace}.{name}", table.location())
+                         f"{namespace}.{name}", table.location(), first_publish=not history)
 
 
 def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:

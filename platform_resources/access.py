@@ -38,7 +38,7 @@ def check_read_access(registry: Registry, port_id: str, consumer: str | None) ->
                        f"{consumer or 'your product'}")
     if not approved:
         missing.append(f"an approved_access entry for {consumer or 'your product'} on port {port.name} in the manifest "
-                       f"of {producer.id} (owner {producer.owner.team}, {producer.owner.email})")
+                       f"of {producer.id} (owner {producer.owner.label})")
     raise AccessDenied(f"policy: {port_id} is restricted; {who} has no approved access request. "
                        f"Needed: {' and '.join(missing)}.")
 

@@ -267,7 +267,7 @@ def search(registry: Registry, query: str | None = None, domain: str | None = No
         polysemes = _polysemes(registry, manifest, known)
         if domain and manifest.domain.lower() != domain.lower():
             continue
-        if owner and owner.lower() not in (manifest.owner.team.lower(), manifest.owner.email.lower()):
+        if owner and owner.lower() not in ((manifest.owner.team or "").lower(), (manifest.owner.email or "").lower()):
             continue
         if tag and tag.lower() not in {t.lower() for t in [*manifest.tags, *(p["tag"] for p in polysemes)]}:
             continue

@@ -57,7 +57,7 @@ def _list(args: argparse.Namespace) -> int:
         for manifest in registry.products_of(domain):
             problems = registry.problems.get(manifest.id)
             print(f"  {manifest.id}  [{manifest.archetype}, {manifest.status}, v{manifest.version}]  "
-                  f"owner {manifest.owner.team} <{manifest.owner.email}>" + ("  ERRORS: " + "; ".join(problems) if problems else ""))
+                  f"owner {manifest.owner.label}" + ("  ERRORS: " + "; ".join(problems) if problems else ""))
             for port in manifest.output_ports:
                 port_id = f"{manifest.id}.{port.name}"
                 try:

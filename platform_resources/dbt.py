@@ -101,7 +101,7 @@ class MeshDbtTranslator(DagsterDbtTranslator):
     def __init__(self, domain: str, products: list[Manifest]):
         super().__init__(DagsterDbtTranslatorSettings(enable_code_references=False))
         self.domain = domain
-        self.owners = sorted({f"team:{m.owner.team}" for m in products})
+        self.owners = sorted({o for m in products for o in m.owner.dagster_owners if o.startswith("team:")})
         self.sources: dict[tuple[str, str], AssetKey] = {}
         for manifest in products:
             for port in manifest.input_ports:

@@ -110,7 +110,7 @@ def _access_note(manifest: Manifest, port: OutputPort) -> str | None:
     if port.visibility == "restricted":
         return (f"{port_id} is restricted: only products of domain '{manifest.domain}' and approved consumers read it. "
                 f"To request access, declare an input port 'from: {port_id}' with an access_request in your manifest, "
-                f"and ask {manifest.owner.team} ({manifest.owner.email}) to add an approved_access entry.")
+                f"and ask {manifest.owner.label} to add an approved_access entry.")
     if port.visibility == "internal":
         return f"{port_id} is internal: only products of domain '{manifest.domain}' read it."
     return None
@@ -197,7 +197,8 @@ def _odcs_property(column: Column, primary_key: list[str], completeness: dict[st
     prop |= {"physicalType": column.type, "description": column.description, "required": not column.nullable}
     if column.name in primary_key:
         prop |= {"primaryKey": True, "primaryKeyPosition": primary_key.index(column.name) + 1}
-    prop["classification"] = column.classification
+    if column.classification:
+        prop["classification"] = column.classification
     if column.name in completeness:
         share = completeness[column.name]
         prop["quality"] = [{

@@ -14,6 +14,11 @@ telemetry:
 """
 
 
+def workspace_file() -> Path:
+    """The workspace.yaml whose domains make the mesh: MESH_WORKSPACE, or the repository's."""
+    return Path(os.environ.get("MESH_WORKSPACE") or REPO_ROOT / "workspace.yaml").resolve()
+
+
 def mesh_home() -> Path:
     return Path(os.environ.get("MESH_HOME") or REPO_ROOT / ".mesh").resolve()
 

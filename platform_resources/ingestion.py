@@ -33,7 +33,7 @@ def ingest_table(domain: str, system: str, table: str) -> int:
 
 def ingestion_assets(domain: str, products: list[Manifest]) -> list[AssetsDefinition]:
     """One ingestion asset per operational table the domain's products read."""
-    owners = sorted({f"team:{m.owner.team}" for m in products})
+    owners = sorted({o for m in products for o in m.owner.dagster_owners if o.startswith("team:")})
     sources = sorted({p.operational for m in products for p in m.input_ports if p.operational})
     return [_ingestion_asset(domain, source, owners) for source in sources]
 

@@ -5,18 +5,29 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from platform_resources.yaml_lines import load_yaml_with_lines
+from platform_resources.yaml_lines import Location, YamlWithLines, load_yaml_with_lines
 
 SNAKE = r"[a-z][a-z0-9_]*"
-PRODUCT_ID = re.compile(rf"^({SNAKE})\.({SNAKE})$")
-PORT_ID = re.compile(rf"^({SNAKE})\.({SNAKE})\.({SNAKE})$")
+# Structure only: what Dagster accepts in an asset key. Policy MESH-ID-001 asks for snake_case.
+NAME = r"[A-Za-z0-9_]+"
+PRODUCT_ID = re.compile(rf"^({NAME})\.({NAME})$")
+PORT_ID = re.compile(rf"^({NAME})\.({NAME})\.({NAME})$")
 OPERATIONAL_SOURCE = re.compile(rf"^({SNAKE})\.({SNAKE})$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -51,23 +62,32 @@ class _Model(BaseModel):
 
 
 class Owner(_Model):
-    team: str = Field(min_length=1)
-    email: str
+    # Optional here so a product without an owner still loads; policy MESH-OWN-001 reports it.
+    team: str | None = None
+    email: str | None = None
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not EMAIL.match(value):
-            raise ValueError(f"'{value}' is not an email address; use a team mailbox like data-team@example.com")
-        return value
+    @property
+    def label(self) -> str:
+        return f"{self.team or 'no team'} <{self.email or 'no email'}>"
+
+    @property
+    def dagster_owners(self) -> list[str]:
+        owners = [f"team:{self.team}"] if self.team and re.fullmatch(r"[A-Za-z0-9_-]+", self.team) else []
+        return owners + ([self.email] if self.email and EMAIL.match(self.email) else [])
+
+
+Classification = Literal["public", "internal", "confidential", "pii"]
 
 
 class Column(_Model):
+    # description and classification are governed by policies (MESH-DOC-001, MESH-CLS-001), not by the schema.
     name: str = Field(min_length=1)
     type: str
-    description: str = Field(min_length=1)
+    description: str = ""
     nullable: bool = True
-    classification: Literal["public", "internal", "confidential", "pii"]
+    classification: Classification | None = None
+    masking: Literal["hashed", "redacted"] | None = Field(
+        default=None, description="the port serves this column masked; checked on the data at every publish")
 
     @field_validator("type")
     @classmethod
@@ -81,7 +101,7 @@ class Column(_Model):
 class Contract(_Model):
     version: str | None = None
     columns: list[Column] = Field(min_length=1)
-    primary_key: list[str] = Field(min_length=1)
+    primary_key: list[str] = Field(default_factory=list)  # required by policy MESH-CON-001
 
     @field_validator("columns")
     @classmethod
@@ -207,8 +227,8 @@ class AccessApproval(_Model):
 
 
 class OutputPort(_Model):
-    name: str = Field(pattern=rf"^{SNAKE}$")
-    description: str = Field(min_length=1)
+    name: str = Field(pattern=rf"^{NAME}$")
+    description: str = ""
     visibility: Literal["public", "restricted", "internal"]
     model: str | None = Field(default=None, description="dbt model that builds the port; defaults to the port name")
     contract: Contract
@@ -216,6 +236,7 @@ class OutputPort(_Model):
     freshness: Freshness | None = None
     slos: Slos = Field(default_factory=Slos)
     approved_access: list[AccessApproval] = Field(default_factory=list)
+    may_be_empty: bool = Field(default=False, description="publishing zero rows is allowed (policy MESH-DATA-004)")
 
     @property
     def dbt_model(self) -> str:
@@ -254,7 +275,7 @@ class AccessRequest(_Model):
 
 
 class InputPort(_Model):
-    name: str = Field(pattern=rf"^{SNAKE}$")
+    name: str = Field(pattern=rf"^{NAME}$")
     source: str | None = Field(default=None, alias="from", description="domain.product.port of another product")
     operational: str | None = Field(default=None, description="system.table of an operational system")
     access_request: AccessRequest | None = None
@@ -270,17 +291,94 @@ class InputPort(_Model):
         return self
 
 
+class Waiver(_Model):
+    """Accept a warning-severity finding of one policy for this product, for a while and for a reason."""
+
+    policy: str
+    reason: str = Field(min_length=1)
+    expires: date
+
+
+LOCAL_POLICY_ID = re.compile(r"^[A-Z][A-Z0-9]*-[0-9]{3}$")
+LOCAL_RULES = ("require_tags", "column_names", "rows_satisfy")
+
+
+class LocalPolicy(_Model):
+    """A domain's own policy, declared in the manifest: one rule, static or runtime."""
+
+    id: str
+    title: str = Field(min_length=1)
+    rationale: str = Field(min_length=1)
+    severity: Literal["warning", "error"]
+    require_tags: list[str] | None = Field(default=None, description="static: the product carries these tags")
+    column_names: str | None = Field(default=None, description="static: every output column name matches this regex")
+    rows_satisfy: str | None = Field(default=None, description="runtime: every row satisfies this SQL condition")
+    ports: list[str] | None = Field(default=None, description="with rows_satisfy: only these output ports")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not LOCAL_POLICY_ID.match(value) or value.startswith("MESH-"):
+            raise ValueError(f"'{value}' is not a local policy id; write your domain in capitals and three digits, "
+                             "like FINANCE-001 (MESH- ids belong to the platform's global policies)")
+        return value
+
+    @field_validator("column_names")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"'{value}' is not a regular expression ({exc}); write one like '^[a-z_]+$'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "LocalPolicy":
+        given = [rule for rule in LOCAL_RULES if getattr(self, rule) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a local policy has exactly one rule, found {given or 'none'}; use one of {list(LOCAL_RULES)}")
+        return self
+
+    @property
+    def phase(self) -> str:
+        return "runtime" if self.rows_satisfy is not None else "static"
+
+
+class Governance(_Model):
+    """Local governance: tighter thresholds and severities for global policies, waivers, local policies.
+
+    A local setting may only tighten a global policy; the policy engine reports (and ignores) one that relaxes it.
+    """
+
+    thresholds: dict[str, dict[str, object]] = Field(default_factory=dict)
+    severities: dict[str, Literal["warning", "error"]] = Field(default_factory=dict)
+    waivers: list[Waiver] = Field(default_factory=list)
+    policies: list[LocalPolicy] = Field(default_factory=list)
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_ids(cls, policies: list[LocalPolicy]) -> list[LocalPolicy]:
+        duplicates = _repeated(p.id for p in policies)
+        if duplicates:
+            raise ValueError(f"local policy ids {duplicates} are used twice; give each policy its own id")
+        return policies
+
+
 class Manifest(_Model):
     id: str
     name: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    owner: Owner
+    description: str = ""
+    owner: Owner = Field(default_factory=Owner)
     archetype: Literal["source-aligned", "aggregate", "consumer-aligned"]
     status: Literal["draft", "active", "deprecated", "retired"]
+    deprecation_date: date | None = Field(default=None, description="with status deprecated: when it will be retired")
     version: str
     tags: list[str] = Field(default_factory=list)
     input_ports: list[InputPort] = Field(default_factory=list)
     output_ports: list[OutputPort] = Field(min_length=1)
+    governance: Governance = Field(default_factory=Governance)
+    _lines: YamlWithLines | None = PrivateAttr(default=None)  # set by load_manifest, for findings that cite a line
 
     @field_validator("id")
     @classmethod
@@ -324,6 +422,10 @@ class Manifest(_Model):
 
     def output_port(self, name: str) -> OutputPort | None:
         return next((p for p in self.output_ports if p.name == name), None)
+
+    def line_of(self, *location: str | int) -> int:
+        """The manifest line of a field path like ('output_ports', 0, 'contract'); 1 when unknown."""
+        return self._lines.line_of(tuple(location)) if self._lines else 1
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -382,7 +484,9 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestErrors([ManifestError(path, 1, "(document)", "is not a YAML mapping",
                                             "start the file with 'id: domain.product' and the other manifest fields")])
     try:
-        return Manifest.model_validate(parsed.data)
+        manifest = Manifest.model_validate(parsed.data)
+        manifest._lines = parsed
+        return manifest
     except ValidationError as exc:
         errors = []
         for error in exc.errors():

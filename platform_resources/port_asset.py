@@ -36,7 +36,7 @@ from platform_resources.slo import SLO_CHECKS, freshness_policy
 
 def _column_schema(port: OutputPort) -> TableSchema:
     return TableSchema(columns=[
-        TableColumn(c.name, c.type, description=c.description, tags={"classification": c.classification},
+        TableColumn(c.name, c.type, description=c.description, tags={"classification": c.classification or "unclassified"},
                     constraints=TableColumnConstraints(nullable=c.nullable, unique=port.contract.primary_key == [c.name]))
         for c in port.contract.columns
     ])
@@ -59,7 +59,7 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
         "mesh/primary_key": ", ".join(port.contract.primary_key),
         "mesh/actual_time": port.actual_time,
         "mesh/visibility": port.visibility,
-        "mesh/owner": f"{manifest.owner.team} <{manifest.owner.email}>",
+        "mesh/owner": manifest.owner.label,
         "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",
         "mesh/manifest": MetadataValue.path(str(registry.files[manifest.id])),
         "mesh/read": MetadataValue.md(f"`mesh read {port_id} --limit 10`"),
@@ -81,7 +81,7 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
     checks += [AssetCheckSpec(name, asset=key, description=text) for name, text in SLO_CHECKS.items() if name in declared_slos]
 
     @asset(key=key, deps=[model_key], group_name=manifest.domain, description=f"{manifest.description}\n\n**Port {port.name}**: {port.description}",
-           owners=[f"team:{manifest.owner.team}", manifest.owner.email], kinds={"iceberg"}, tags=_tags(manifest, port),
+           owners=manifest.owner.dagster_owners, kinds={"iceberg"}, tags=_tags(manifest, port),
            metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness_policy(port.freshness),
            automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:

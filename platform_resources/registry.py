@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from platform_resources.home import REPO_ROOT
-from platform_resources.manifest import PORT_ID, Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
+from platform_resources.home import workspace_file
+from platform_resources.manifest import PORT_ID, Manifest, ManifestErrors, OutputPort, load_manifest
 
 PRODUCTS_FOLDER = "products"
 
@@ -37,8 +37,11 @@ class Domain:
 @dataclass
 class Registry:
     domains: dict[str, Domain]
+    workspace: Path
     products: dict[str, Manifest] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    # The code location whose folder declares each product (policy MESH-ID-001 wants it to match the id).
+    locations: dict[str, str] = field(default_factory=dict)
     # Manifests that failed to load, by the product id their file name suggests.
     broken: dict[str, ManifestErrors] = field(default_factory=dict)
     # Resolution problems per product: unknown references, cycles, duplicates.
@@ -46,7 +49,7 @@ class Registry:
 
     # --- lookups -------------------------------------------------------------------------------
     def products_of(self, domain: str) -> list[Manifest]:
-        return [m for m in self.products.values() if m.domain == domain]
+        return [m for pid, m in self.products.items() if self.locations[pid] == domain]
 
     def port(self, port_id: str) -> tuple[Manifest, OutputPort]:
         if not PORT_ID.match(port_id):
@@ -101,11 +104,9 @@ class Registry:
                     self.broken[f"{domain.name}.{path.stem}"] = errors
                     continue
                 seen.setdefault(manifest.id, []).append(path)
-                if manifest.domain != domain.name:
-                    self.broken[f"{domain.name}.{path.stem}"] = ManifestErrors([_wrong_domain(path, manifest, domain)])
-                    continue
                 self.products[manifest.id] = manifest
                 self.files[manifest.id] = path
+                self.locations[manifest.id] = domain.name
         for product_id, paths in seen.items():
             if len(paths) > 1:
                 self.products.pop(product_id, None)
@@ -147,12 +148,6 @@ class Registry:
         return None
 
 
-def _wrong_domain(path: Path, manifest: Manifest, domain: Domain) -> ManifestError:
-    return ManifestError(path, 1, "id", f"'{manifest.id}' belongs to domain '{manifest.domain}' but the file is in "
-                                        f"the code location of '{domain.name}'",
-                         f"start the id with '{domain.name}.' or move the file to that domain's folder")
-
-
 def read_workspace(workspace: Path) -> dict[str, Domain]:
     """The domain code locations listed in workspace.yaml."""
     entries = (yaml.safe_load(workspace.read_text()) or {}).get("load_from", [])
@@ -169,7 +164,8 @@ def read_workspace(workspace: Path) -> dict[str, Domain]:
 
 
 def load_registry(workspace: Path | None = None) -> Registry:
-    registry = Registry(read_workspace(workspace or REPO_ROOT / "workspace.yaml"))
+    workspace = workspace or workspace_file()
+    registry = Registry(read_workspace(workspace), workspace)
     registry._load()
     registry._resolve()
     return registry

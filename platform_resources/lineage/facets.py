@@ -63,7 +63,7 @@ class DataQualityMetricsFacet(data_quality_metrics_dataset.DataQualityMetricsDat
 
 
 def owners(manifest: Manifest) -> list[tuple[str, str]]:
-    return [(f"team:{manifest.owner.team}", "team"), (manifest.owner.email, "email")]
+    return [(owner, "team" if owner.startswith("team:") else "email") for owner in manifest.owner.dagster_owners]
 
 
 def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str) -> dict:
@@ -86,7 +86,7 @@ def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str) -> di
             symlinks_dataset.Identifier(namespace=namespace_prefix(), name=port_id, type="DATA_PRODUCT_PORT")]),
         "mesh_dataProduct": MeshDataProductDatasetFacet(
             productId=manifest.id, portId=port_id, domain=manifest.domain,
-            owner={"team": manifest.owner.team, "email": manifest.owner.email}, archetype=manifest.archetype,
+            owner=manifest.owner.model_dump(exclude_none=True), archetype=manifest.archetype,
             status=manifest.status, version=manifest.version, contractVersion=port.contract.version or manifest.version,
             visibility=port.visibility, actualTime=port.actual_time, primaryKey=list(port.contract.primary_key), slos=slos),
     }

@@ -1,4 +1,4 @@
-"""Read access to output ports: who may read what, decided before any data is read."""
+"""Read access to output ports: who may read what, decided before any data is read, and logged either way."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from platform_resources import ports
+from platform_resources import access_log, ports
 from platform_resources.registry import Registry
 
 
@@ -43,9 +43,30 @@ def check_read_access(registry: Registry, port_id: str, consumer: str | None) ->
                        f"Needed: {' and '.join(missing)}.")
 
 
+def authorize(registry: Registry, port_id: str, consumer: str | None) -> None:
+    """check_read_access, with a denial written to the access log."""
+    try:
+        check_read_access(registry, port_id, consumer)
+    except AccessDenied as denied:
+        access_log.record(consumer, port_id, False, None, str(denied))
+        raise
+
+
+def open_port(registry: Registry, port_id: str, consumer: str | None, as_of: datetime | None = None,
+              how: str = "read") -> ports.PortVersion:
+    """The version of the port to read at `as_of` (latest when None), once the access policy allows it.
+
+    The decision goes to the access log: a denied read before anything is resolved, an allowed one with the
+    processing time it will serve.
+    """
+    authorize(registry, port_id, consumer)
+    version = ports.resolve_version(port_id, as_of)
+    access_log.record(consumer, port_id, True, version.processing_time, how)
+    return version
+
+
 def read_port(registry: Registry, port_id: str, consumer: str | None, as_of: datetime | None = None,
               limit: int | None = None) -> tuple[pa.Table, ports.PortVersion]:
     """What the port served at `as_of` (latest when None), after the access check."""
-    check_read_access(registry, port_id, consumer)
-    version = ports.resolve_version(port_id, as_of)
+    version = open_port(registry, port_id, consumer, as_of)
     return ports.scan_version(port_id, version, limit), version

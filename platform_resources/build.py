@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     AssetSelection,
     Definitions,
@@ -15,6 +16,9 @@ from dagster import (
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
 from platform_resources import dbt
+from platform_resources.dbt import dbt_models_only_feeding
+from platform_resources.governance.asset_graph import graph_of_assets
+from platform_resources.governance.engine import evaluate
 from platform_resources.home import mesh_home
 from platform_resources.ingestion import ingestion_assets
 from platform_resources.inputs import load_input_ports
@@ -36,9 +40,15 @@ def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), regist
     products = registry.products_of(domain)
     dbt_manifest = dbt.load_manifest_json(domain)
     relations = dbt.model_relations(dbt_manifest)
-    port_assets = [port_asset(registry, m, port, relations) for m in products for port in m.output_ports]
+    upstream = [*ingestion_assets(domain, products), _dbt_models(domain, registry, dbt_manifest), *assets]
+    graph = graph_of_assets(upstream)
+    for manifest in products:
+        for port in manifest.output_ports:
+            graph[AssetKey([manifest.domain, manifest.product, port.name])] = {dbt.internal_key(domain, port.dbt_model)}
+    report = evaluate(registry, asset_graphs={domain: graph})  # static policies, on the real asset graph
+    port_assets = [port_asset(registry, m, port, relations, report) for m in products for port in m.output_ports]
     return Definitions(
-        assets=[*ingestion_assets(domain, products), _dbt_models(domain, registry, dbt_manifest), *port_assets, *assets],
+        assets=[*upstream, *port_assets],
         jobs=[define_asset_job(f"{domain}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
                                description=f"Publish every data product of {domain}, as `mesh run` does.")],
         resources={"dbt": dbt.dbt_resource(domain), "lineage": LineageResource()},
@@ -48,15 +58,23 @@ def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), regist
 
 
 def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDefinition:
-    translator = dbt.MeshDbtTranslator(domain, registry.products_of(domain))
+    products = registry.products_of(domain)
+    translator = dbt.MeshDbtTranslator(domain, products)
 
     @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain}_dbt_models")
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
-        for loaded in load_input_ports(registry, domain):
+        inputs = load_input_ports(registry, domain)
+        for loaded in inputs.loaded:
             context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
-        invocation = dbt.cli(["build"], context=context)
+        for product_id, why in inputs.unavailable.items():
+            context.log.warning(f"{product_id} gets no inputs and will not publish: {why}")
+        # Models that only feed products without their inputs do not run; the domain's other products do.
+        skipped = dbt_models_only_feeding(
+            dbt_manifest, {p.dbt_model for m in products if m.id in inputs.unavailable for p in m.output_ports},
+            {p.dbt_model for m in products if m.id not in inputs.unavailable for p in m.output_ports})
+        invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context)
         try:
             yield from invocation.stream()
         finally:

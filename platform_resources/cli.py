@@ -12,6 +12,7 @@ from datetime import datetime
 import duckdb
 
 from platform_resources import catalog, export, mesh_map
+from platform_resources.governance import report, validate
 from platform_resources.home import REPO_ROOT, mesh_home, prepare_home
 
 
@@ -184,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)
-    for module in (export, catalog, mesh_map):
+    for module in (export, catalog, mesh_map, validate, report):
         module.add_command(commands)
     return root
 

@@ -75,6 +75,8 @@ def check_schema(contract: Contract, staged: pa.Table) -> CheckOutcome:
 
 def check_primary_key(contract: Contract, staged: pa.Table) -> CheckOutcome:
     key = contract.primary_key
+    if not key:
+        return CheckOutcome("primary_key", False, "the contract declares no primary key (policy MESH-CON-001)")
     if any(k not in staged.column_names for k in key):
         return CheckOutcome("primary_key", False, f"primary key columns {key} are not all in the result")
     columns = ", ".join(f'"{k}"' for k in key)

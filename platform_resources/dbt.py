@@ -83,6 +83,23 @@ def load_manifest_json(domain: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def dbt_models_only_feeding(dbt_manifest: Mapping[str, Any], blocked: set[str], kept: set[str]) -> list[str]:
+    """Names of the models upstream of (or among) `blocked` models that no `kept` model needs."""
+    nodes = {node_id: node for node_id, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
+    by_name = {node["name"]: node_id for node_id, node in nodes.items()}
+
+    def upstream(names: set[str]) -> set[str]:
+        seen, stack = set(), [by_name[n] for n in names if n in by_name]
+        while stack:
+            node_id = stack.pop()
+            if node_id not in seen:
+                seen.add(node_id)
+                stack += [p for p in dbt_manifest["parent_map"].get(node_id, []) if p in nodes]
+        return seen
+
+    return sorted(nodes[n]["name"] for n in upstream(blocked) - upstream(kept))
+
+
 def dbt_resource(domain: str) -> DbtCliResource:
     folder = project_dir(domain)
     return DbtCliResource(project_dir=str(folder), profiles_dir=str(folder), global_config_flags=["--no-use-colors"],

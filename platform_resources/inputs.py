@@ -6,7 +6,7 @@ from datetime import datetime
 import duckdb
 
 from platform_resources import ports
-from platform_resources.access import check_read_access
+from platform_resources.access import AccessDenied, open_port
 from platform_resources.dbt import input_schema
 from platform_resources.home import domain_duckdb_path
 from platform_resources.registry import Registry
@@ -21,31 +21,43 @@ class LoadedPort:
     processing_time: datetime
 
 
-def load_input_ports(registry: Registry, domain: str) -> list[LoadedPort]:
+@dataclass
+class InputPorts:
+    loaded: list[LoadedPort]
+    unavailable: dict[str, str]  # product id -> why it gets no inputs (access denied, port never published)
+
+
+def load_input_ports(registry: Registry, domain: str) -> InputPorts:
     """Give the domain's DuckDB every upstream port its products declare, as schema <up_domain>_<up_product>,
     relation named after the port, where dbt sees them as sources.
 
-    Every declared reader passes the access policy first. The relation pins the version being served now:
-    a view over that Iceberg snapshot's Parquet files when they are local (no copy), else a copied table.
+    Every declared read passes the access policy (and goes to the access log). The relation pins the version
+    being served now: a view over that Iceberg snapshot's Parquet files when they are local (no copy), else a
+    copied table. A product whose input cannot be read gets none of its inputs; the others are not held up.
     """
     requests = sorted({(p.source, m.id) for m in registry.products_of(domain) for p in m.input_ports if p.source})
+    versions: dict[tuple[str, str], ports.PortVersion] = {}
+    unavailable: dict[str, str] = {}
     for port_id, consumer in requests:
-        check_read_access(registry, port_id, consumer)
+        try:
+            versions[port_id, consumer] = open_port(registry, port_id, consumer,
+                                                    how=f"loaded into the DuckDB of {domain}")
+        except (AccessDenied, LookupError) as exc:
+            unavailable.setdefault(consumer, f"input {port_id}: {exc}")
     path = domain_duckdb_path(domain)
     path.parent.mkdir(parents=True, exist_ok=True)
     loaded: dict[str, LoadedPort] = {}
     with duckdb.connect(str(path)) as con:
-        for port_id, consumer in requests:
-            if port_id not in loaded:
-                loaded[port_id] = _load(con, port_id, consumer)
-    return list(loaded.values())
+        for (port_id, consumer), version in versions.items():
+            if port_id not in loaded and consumer not in unavailable:
+                loaded[port_id] = _load(con, port_id, consumer, version)
+    return InputPorts(list(loaded.values()), unavailable)
 
 
-def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str) -> LoadedPort:
+def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: ports.PortVersion) -> LoadedPort:
     up_domain, up_product, port = port_id.split(".")
     schema = input_schema(f"{up_domain}.{up_product}")
     relation = f'"{schema}"."{port}"'
-    version = ports.resolve_version(port_id)
     con.execute(f'create schema if not exists "{schema}"')
     existing = con.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
                            [schema, port]).fetchone()

@@ -97,6 +97,13 @@ class Column(_Model):
             raise ValueError(f"unknown column type '{value}'; use one of {COLUMN_TYPES_HELP}")
         return re.sub(r"\s+", "", normalized)
 
+    @model_validator(mode="after")
+    def _masked_columns_are_text(self) -> "Column":
+        if self.masking and self.type != "varchar":
+            raise ValueError(f"column {self.name} is masked ({self.masking}) but typed {self.type}; a masked value is "
+                             "text: set type: varchar")
+        return self
+
 
 class Contract(_Model):
     version: str | None = None

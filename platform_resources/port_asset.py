@@ -24,7 +24,9 @@ from dagster import (
 )
 
 from platform_resources import dbt, metrics, ports, slo
-from platform_resources.contracts import CHECK_DESCRIPTIONS, CheckOutcome, run_contract_checks
+from platform_resources.contracts import CheckOutcome
+from platform_resources.governance.engine import PolicyReport
+from platform_resources.governance.runtime import checks_of, run_runtime_checks, static_policy_check
 from platform_resources.home import domain_duckdb_path
 from platform_resources.lineage import naming
 from platform_resources.lineage.facets import column_lineage, port_static_facets, publish_facets
@@ -42,10 +44,30 @@ def _column_schema(port: OutputPort) -> TableSchema:
     ])
 
 
-def _tags(manifest: Manifest, port: OutputPort) -> dict[str, str]:
+def _tags(manifest: Manifest, port: OutputPort, report: PolicyReport) -> dict[str, str]:
     tags = {tag: "" for tag in manifest.tags}
-    tags.update({"mesh/archetype": manifest.archetype, "mesh/status": manifest.status, "mesh/visibility": port.visibility})
+    tags.update({"mesh/archetype": manifest.archetype, "mesh/status": manifest.status, "mesh/visibility": port.visibility,
+                 "mesh/compliance": _compliance(manifest.id, report)})
     return tags
+
+
+def _compliance(product_id: str, report: PolicyReport) -> str:
+    """blocked, warnings or compliant: a tag, so the Dagster UI can filter on it."""
+    if product_id in report.blocked:
+        return "blocked"
+    return "warnings" if any(not f.waived for f in report.for_product(product_id)) else "compliant"
+
+
+def _policy_metadata(product_id: str, report: PolicyReport) -> dict:
+    findings = report.for_product(product_id)
+    metadata = {"mesh/policy_findings": MetadataValue.md(
+        "| severity | policy | finding | where |\n|---|---|---|---|\n" + "\n".join(
+            f"| {f.severity}{' (waived until ' + str(f.waived_until) + ')' if f.waived else ''} | {f.policy} {f.title} "
+            f"| {f.message.replace('|', '/')} | {f.file}:{f.line} |" for f in findings)
+        if findings else "No findings: every static policy passes.")}
+    if product_id in report.blocked:
+        metadata["mesh/blocked"] = report.blocked[product_id]
+    return metadata
 
 
 def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, port_id: str) -> dict:
@@ -67,22 +89,23 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
     uri = ports.default_location(port_id)
     if uri:
         metadata["dagster/uri"] = uri
-    if registry.problems.get(manifest.id):
-        metadata["mesh/errors"] = MetadataValue.md("\n".join(f"- {p}" for p in registry.problems[manifest.id]))
     return metadata
 
 
-def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str]) -> AssetsDefinition:
+def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str],
+               report: PolicyReport) -> AssetsDefinition:
     port_id = f"{manifest.id}.{port.name}"
     key = AssetKey([manifest.domain, manifest.product, port.name])
     model_key = dbt.internal_key(manifest.domain, port.dbt_model)
-    checks = [AssetCheckSpec(name, asset=key, description=text, blocking=True) for name, text in CHECK_DESCRIPTIONS.items()]
+    checks = [AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
+              for c in (static_policy_check(), *checks_of(manifest, port))]
     declared_slos = {f"slo_{name}" for name, slo in port.slos if slo is not None}
     checks += [AssetCheckSpec(name, asset=key, description=text) for name, text in SLO_CHECKS.items() if name in declared_slos]
 
     @asset(key=key, deps=[model_key], group_name=manifest.domain, description=f"{manifest.description}\n\n**Port {port.name}**: {port.description}",
-           owners=manifest.owner.dagster_owners, kinds={"iceberg"}, tags=_tags(manifest, port),
-           metadata=_port_metadata(registry, manifest, port, port_id), check_specs=checks, freshness_policy=freshness_policy(port.freshness),
+           owners=manifest.owner.dagster_owners, kinds={"iceberg"}, tags=_tags(manifest, port, report),
+           metadata={**_port_metadata(registry, manifest, port, port_id), **_policy_metadata(manifest.id, report)},
+           check_specs=checks, freshness_policy=freshness_policy(port.freshness),
            automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
@@ -93,7 +116,7 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         run.start(inputs, [(*port_dataset, static)])
         attempt = PublishAttempt()
         try:
-            yield from _write_audit_publish(context, registry, manifest, port, relations, attempt)
+            yield from _write_audit_publish(context, registry, manifest, port, relations, report, attempt)
         except Exception as exc:
             run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
             raise
@@ -115,23 +138,27 @@ class PublishAttempt:
 
 
 def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
-                         relations: dict[str, str], attempt: PublishAttempt) -> Iterator:
-    """Stage the dbt model's result, check it against the contract, and publish it only if every check passed."""
+                         relations: dict[str, str], report: PolicyReport, attempt: PublishAttempt) -> Iterator:
+    """Stage the dbt model's result, run the policies on it, and publish it only if no blocking check failed."""
     port_id = f"{manifest.id}.{port.name}"
-    if registry.problems.get(manifest.id):
-        raise Failure(f"{manifest.id} cannot publish: " + "; ".join(registry.problems[manifest.id]))
+    yield _static_policy_result(manifest.id, report)
+    if manifest.id in report.blocked:
+        raise Failure(description=f"{manifest.id} is blocked by policy, nothing published; the port keeps serving its "
+                                  f"previous version. {report.blocked[manifest.id]}. Run `mesh validate` for every finding.")
     if port.dbt_model not in relations:
         raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
                       f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
     attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
-    attempt.checks = run_contract_checks(port.contract, attempt.staged)
-    for outcome in attempt.checks:
-        yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=AssetCheckSeverity.ERROR,
-                               description=outcome.summary, metadata=outcome.details)
-    failed = [o for o in attempt.checks if not o.passed]
+    results = run_runtime_checks(manifest, port, attempt.staged)
+    attempt.checks = [outcome for _, outcome in results]
+    for check, outcome in results:
+        yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,
+                               severity=AssetCheckSeverity.ERROR if check.blocking else AssetCheckSeverity.WARN,
+                               metadata={"mesh/policy": check.policy.id, **outcome.details})
+    failed = [outcome for check, outcome in results if check.blocking and not outcome.passed]
     if failed:
-        raise Failure(description=f"contract of {port_id} violated, nothing published; the port keeps serving its "
-                                  f"previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
+        raise Failure(description=f"{port_id} failed blocking checks, nothing published; the port keeps serving "
+                                  f"its previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
     published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns})
     attempt.published = published
     context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
@@ -150,6 +177,17 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     for result in results:
         yield AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
                                severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN)
+
+
+def _static_policy_result(product_id: str, report: PolicyReport) -> AssetCheckResult:
+    findings = report.for_product(product_id)
+    errors = [f for f in findings if f.blocking]
+    blocked = report.blocked.get(product_id)
+    summary = blocked or (f"{len(findings)} findings, none blocking" if findings else "every static policy passes")
+    return AssetCheckResult(check_name=static_policy_check().name, passed=blocked is None, description=summary,
+                            severity=AssetCheckSeverity.ERROR,
+                            metadata={"errors": len(errors), "warnings": sum(f.severity == "warning" and not f.waived for f in findings),
+                                      "waived": sum(f.waived for f in findings)})
 
 
 def _metric_metadata(measured: dict) -> dict:

@@ -73,6 +73,12 @@ def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags:
     summary.run_ids[domain] = result.run_id
     for event in result.all_events:
         _record(event, domain, summary)
+    for port_id in port_ids:  # a blocked product's port is skipped: say why
+        outcome = summary.ports[port_id]
+        key = AssetKey(port_id.split("."))
+        blocked = defs.resolve_assets_def(key).metadata_by_key[key].get("mesh/blocked")
+        if outcome.rows is None and outcome.error is None and blocked:
+            outcome.error = f"blocked by policy: {blocked}"
     if not result.success and domain not in summary.failed_domains and not any(
             summary.ports[p].error for p in port_ids):
         summary.failed_domains[domain] = "run failed; see the run in Dagster"

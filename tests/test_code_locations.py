@@ -69,8 +69,11 @@ def test_output_ports_carry_the_manifest(registry, graphs):
                 assert node.metadata["dagster/table_name"] == f"mesh.{domain}.{manifest.product}__{port.name}"
                 checks = {k.name: graph.get_check_spec(k).blocking for k in node.check_keys}
                 declared_slos = {f"slo_{name}" for name, slo in port.slos if slo is not None}
-                assert checks == {"contract_schema": True, "primary_key": True, "not_null_columns": True,
-                                  **{name: False for name in declared_slos}}  # contracts block, SLOs report
+                assert checks == {"static_policies": True, "contract_schema": True, "primary_key": True,
+                                  "not_null_columns": True, "row_count": True,
+                                  **{name: False for name in declared_slos}}  # policies block, SLOs report
+                assert node.tags["mesh/compliance"] == "compliant"
+                assert "every static policy passes" in node.metadata["mesh/policy_findings"].value
                 assert node.freshness_policy is not None
 
 

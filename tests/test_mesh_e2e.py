@@ -64,7 +64,8 @@ def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):
     expected_checks = {}
     for port_id in first_run.ports:
         _, port = registry.port(port_id)
-        expected_checks[port_id] = 3 + sum(slo is not None for _, slo in port.slos)  # contract + declared SLOs
+        # static policies, contract (schema, key, not null), row count, and the declared SLOs
+        expected_checks[port_id] = 5 + sum(slo is not None for _, slo in port.slos)
     for port_id, outcome in first_run.ports.items():
         assert outcome.rows and outcome.rows > 0, outcome
         assert (outcome.checks_passed, outcome.checks_failed) == (expected_checks[port_id], 0), outcome
@@ -140,7 +141,7 @@ def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot
     bad = run_mesh(SCALE, domains=["crm"], log=lambda *_: None)
     assert not bad.ok
     outcome = bad.ports["crm.customers.customers"]
-    assert outcome.rows is None and outcome.checks_failed == 1 and outcome.checks_passed == 2  # no SLO run
+    assert outcome.rows is None and outcome.checks_failed == 1 and outcome.checks_passed == 4  # no SLO run
     assert "primary_key: 1 duplicated key values" in outcome.error
     assert "keeps serving its previous version" in outcome.error
     assert "NOT PUBLISHED" in format_summary(bad)
@@ -163,7 +164,7 @@ def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot
     assert "primary_key: 1 duplicated key values" in fail[0]["run"]["facets"]["errorMessage"]["message"]
     assertions = fail[0]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     assert {(a["assertion"], a["success"]) for a in assertions} == {
-        ("contract_schema", True), ("primary_key", False), ("not_null_columns", True)}
+        ("contract_schema", True), ("primary_key", False), ("not_null_columns", True), ("row_count", True)}
 
 
 def test_an_slo_breach_is_a_failed_asset_check_but_the_port_still_publishes(fresh_home, prepared_dbt):

@@ -112,10 +112,14 @@ def test_a_broken_manifest_only_affects_its_consumers(tmp_path):
     assert set(registry.problems) == {"bi.revenue"}
 
 
-def test_a_manifest_in_another_domains_folder_is_rejected(tmp_path):
+def test_a_manifest_in_another_domains_folder_belongs_to_that_folder_and_fails_policy_mesh_id_001(tmp_path):
+    from platform_resources.governance.engine import evaluate
+
     registry = load_registry(make_workspace(tmp_path, {"shop/orders.yaml": product("geo.orders")}))
-    error = registry.broken["shop.orders"].errors[0]
-    assert error.field == "id" and "belongs to domain 'geo'" in error.problem and "start the id with 'shop.'" in error.fix
+    assert registry.locations["geo.orders"] == "shop" and registry.products_of("shop")[0].id == "geo.orders"
+    finding = next(f for f in evaluate(registry).findings if f.policy == "MESH-ID-001")
+    assert finding.blocking and (finding.domain, finding.line) == ("shop", 1)
+    assert "code location 'shop' defines it" in finding.message and "start the id with 'shop.'" in finding.message
 
 
 def test_the_sample_mesh_resolves_cleanly():
@@ -136,6 +140,7 @@ def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepar
     shutil.copytree(REPO_ROOT / "mesh_code_locations", tmp_path / "mesh_code_locations")
     (tmp_path / "mesh_code_locations/crm/products/customers.yaml").write_text("id: crm.customers\nowner: [\n")
     shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    shutil.copytree(REPO_ROOT / "governance", tmp_path / "governance")
     registry = load_registry(tmp_path / "workspace.yaml")
 
     geography = build_domain("geography", registry=registry)
@@ -143,6 +148,7 @@ def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepar
     finance = build_domain("finance", registry=registry)
     graph = finance.resolve_asset_graph()
     returned = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))
-    assert "crm.customers is broken" in returned.metadata["mesh/errors"].value
+    assert "crm.customers is broken" in returned.metadata["mesh/policy_findings"].value
+    assert returned.tags["mesh/compliance"] == "blocked" and "MESH-REG-001" in returned.metadata["mesh/blocked"]
     healthy = graph.get(AssetKey(["finance", "top_supplier", "top_supplier"]))
-    assert "mesh/errors" not in healthy.metadata
+    assert "mesh/blocked" not in healthy.metadata and healthy.tags["mesh/compliance"] == "compliant"

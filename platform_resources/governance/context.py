@@ -44,7 +44,11 @@ def load_teams(registry: Registry) -> frozenset[str]:
     path = teams_file(registry)
     if not path.exists():
         return frozenset()
-    document = yaml.safe_load(path.read_text()) or {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML ({exc}); fix the file, like: "
+                         "teams: [{name: crm, email: crm-data@example.com}]") from None
     teams = document.get("teams") if isinstance(document, dict) else None
     if not isinstance(teams, list) or not all(isinstance(t, dict) and t.get("name") for t in teams):
         raise ValueError(f"{path}: 'teams' must be a list of entries with a 'name' (and 'email'); "

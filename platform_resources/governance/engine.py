@@ -89,7 +89,7 @@ def _product_findings(ctx: ProductContext, catalog: Catalog, report: PolicyRepor
     settings = effective_settings(manifest, catalog)
     local = [as_policy(p) for p in manifest.governance.policies]
     policies = [*catalog.static(), *local]
-    report.evaluated[manifest.id] = [*policies, *(p for p in local if p.phase == "runtime")]
+    report.evaluated[manifest.id] = policies  # local runtime policies too: they run as asset checks at publish
     found: list[tuple[Policy, str, Violation]] = []
     for policy in policies:
         if policy.check is None:

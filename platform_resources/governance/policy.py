@@ -32,6 +32,7 @@ class Parameter:
     default: Any
     stricter: Stricter
     help: str
+    kind: Literal["number", "duration"] = "number"  # what a higher/lower threshold holds (superset: a list of texts)
 
 
 StaticCheck = Callable[["ProductContext", dict[str, Any]], Iterator[Violation]]

@@ -70,9 +70,9 @@ def _tighten(parameter: Parameter, current: Any, local: Any) -> tuple[Any, str |
                 except re.error as exc:
                     return current, f"'{pattern}' is not a regular expression ({exc}); fix it"
         return [*current, *(v for v in local if v not in current)], None
-    local_value, current_value = _comparable(local), _comparable(current)
+    local_value, current_value = _comparable(local, parameter.kind), _comparable(current, parameter.kind)
     if local_value is None:
-        return current, f"'{local}' is not a number or a duration like 26h; write one"
+        return current, f"'{local}' is not {'a duration like 26h' if parameter.kind == 'duration' else 'a number'}; write one"
     if current_value is None:  # no global limit: any local limit tightens
         return local, None
     relaxes = local_value < current_value if parameter.stricter == "higher" else local_value > current_value
@@ -83,11 +83,10 @@ def _tighten(parameter: Parameter, current: Any, local: Any) -> tuple[Any, str |
     return local, None
 
 
-def _comparable(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
+def _comparable(value: Any, kind: str) -> float | None:
+    """The value as a number to compare, or None when it is not of the parameter's kind (a number, a duration)."""
+    if kind == "number":
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if isinstance(value, str) and DURATION.match(value.strip()):
         return Freshness.to_timedelta(value).total_seconds()
     return None

@@ -31,9 +31,10 @@ def owner_is_known(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Viol
     if not owner.team:
         yield Violation("the product has no owner team; add 'owner: {team: <team>, email: <mailbox>}'", ("owner",))
     elif owner.team not in ctx.teams:
-        known = ", ".join(sorted(ctx.teams)) or "none"
-        yield Violation(f"owner team '{owner.team}' is not a known team (known: {known}); use a team from "
-                        f"{teams_file(ctx.registry)}, or ask governance to add yours", ("owner", "team"))
+        path = teams_file(ctx.registry)
+        known = f"known: {', '.join(sorted(ctx.teams))}" if path.exists() else f"there is no teams file at {path}"
+        yield Violation(f"owner team '{owner.team}' is not a known team ({known}); use a team from {path}, "
+                        "or ask governance to add yours", ("owner", "team"))
     if not owner.email:
         yield Violation("the product has no contact email; add 'owner: {email: <team mailbox>}'", ("owner",))
     elif not EMAIL.match(owner.email):
@@ -176,7 +177,8 @@ def inputs_are_approved(ctx: ProductContext, params: dict[str, Any]) -> Iterator
 @policy("MESH-SLO-001", "Public ports declare freshness", "Consumers plan around how fresh a port is promised to be.",
         "warning",
         (Parameter("visibilities", ["public"], "superset", "port visibilities that must declare freshness"),
-         Parameter("max_age_limit", None, "lower", "the longest freshness max_age allowed, like 26h (none: any)")))
+         Parameter("max_age_limit", None, "lower", "the longest freshness max_age allowed, like 26h (none: any)",
+                   kind="duration")))
 def public_ports_declare_freshness(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
     limit = params["max_age_limit"]
     for i, port in ctx.ports():

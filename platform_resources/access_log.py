@@ -1,0 +1,50 @@
+"""Every read of an output port, allowed or denied: who read which port, when, and which version."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from platform_resources.home import mesh_home
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    at: str  # when the read was decided (UTC, ISO 8601)
+    consumer: str  # the reading product, domain, or 'anonymous'
+    port_id: str
+    allowed: bool
+    processing_time: str | None  # the version served; None when denied
+    reason: str  # why it was denied, or how it was read
+
+
+def _connect() -> sqlite3.Connection:
+    path = mesh_home() / "access_log.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30)
+    con.execute("create table if not exists access_log (at text not null, consumer text not null, port_id text not null,"
+                " allowed integer not null, processing_time text, reason text not null)")
+    return con
+
+
+def record(consumer: str | None, port_id: str, allowed: bool, processing_time: datetime | None, reason: str) -> None:
+    entry = (datetime.now(UTC).isoformat(), consumer or "anonymous", port_id, int(allowed),
+             processing_time.isoformat() if processing_time else None, reason)
+    with closing(_connect()) as con, con:
+        con.execute("insert into access_log values (?, ?, ?, ?, ?, ?)", entry)
+
+
+def entries(port_id: str | None = None, consumer: str | None = None, limit: int | None = None) -> list[AccessRecord]:
+    """The log, newest first, optionally for one port or one consumer."""
+    conditions, params = [], []
+    for column, value in (("port_id", port_id), ("consumer", consumer)):
+        if value:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    where = f"where {' and '.join(conditions)}" if conditions else ""
+    sql = f"select * from access_log {where} order by at desc, rowid desc" + (f" limit {int(limit)}" if limit else "")
+    with closing(_connect()) as con:
+        return [AccessRecord(at, who, port, bool(ok), version, reason)
+                for at, who, port, ok, version, reason in con.execute(sql, params).fetchall()]

@@ -1,0 +1,149 @@
+"""Runtime policies: checks on the data of a port before it is published (the audit of write, audit, publish).
+
+Each is a Dagster asset check. Error severity blocks the publish; the port keeps serving its last good version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema
+from platform_resources.governance.policy import GLOBAL, Policy
+from platform_resources.manifest import LocalPolicy, Manifest, OutputPort
+
+# A hashed column serves SHA-256 hex digests, as DuckDB's sha256() returns them.
+HASHED = r"^[0-9a-f]{64}$"
+# A redacted value shows mask characters and at most four letters or digits (like ***-***-1234).
+REDACTED_VISIBLE = 4
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """One asset check of a port: its Dagster name, the policy behind it, and whether it blocks the publish."""
+
+    name: str
+    policy: Policy
+
+    @property
+    def blocking(self) -> bool:
+        return self.policy.severity == "error"
+
+    @property
+    def description(self) -> str:
+        return f"{self.policy.id} {self.policy.title}: {self.policy.rationale}"
+
+
+def _runtime(id: str, title: str, rationale: str) -> Policy:
+    return GLOBAL.add(Policy(id, title, rationale, "error", "runtime"))
+
+
+SCHEMA = _runtime("MESH-DATA-001", "Contract conformance",
+                  "The staged result has exactly the contract's columns, with the contract's types.")
+PRIMARY_KEY = _runtime("MESH-DATA-002", "Primary key unique and not null", "Consumers join on the key.")
+NOT_NULL = _runtime("MESH-DATA-003", "Required columns hold no nulls", "The contract promised values there.")
+NOT_EMPTY = _runtime("MESH-DATA-004", "Not empty", "An empty publish is an outage unless the port says it may be empty.")
+MASKED = _runtime("MESH-DATA-005", "Masked columns are served masked",
+                  "A column declared hashed or redacted must never leak its clear value.")
+
+
+def static_policy_check() -> RuntimeCheck:
+    """The gate in front of every publish: the product's static findings (it publishes only without errors)."""
+    return RuntimeCheck("static_policies", Policy("MESH-STATIC", "Static policies pass",
+                                                  "A product with error findings in `mesh validate` may not publish.",
+                                                  "error", "runtime"))
+
+
+def checks_of(manifest: Manifest, port: OutputPort) -> list[RuntimeCheck]:
+    """Every runtime check the port gets, in the order they run."""
+    checks = [RuntimeCheck("contract_schema", SCHEMA), RuntimeCheck("primary_key", PRIMARY_KEY),
+              RuntimeCheck("not_null_columns", NOT_NULL), RuntimeCheck("row_count", NOT_EMPTY)]
+    if any(c.masking for c in port.contract.columns):
+        checks.append(RuntimeCheck("masking", MASKED))
+    checks += [RuntimeCheck(local_check_name(p), _local(p)) for p in _local_runtime(manifest, port)]
+    return checks
+
+
+def local_check_name(local: LocalPolicy) -> str:
+    return "policy_" + local.id.lower().replace("-", "_")
+
+
+def _local(local: LocalPolicy) -> Policy:
+    return Policy(local.id, local.title, local.rationale, local.severity, "runtime", scope="local")
+
+
+def _local_runtime(manifest: Manifest, port: OutputPort) -> list[LocalPolicy]:
+    return [p for p in manifest.governance.policies
+            if p.rows_satisfy is not None and (p.ports is None or port.name in p.ports)]
+
+
+def run_runtime_checks(manifest: Manifest, port: OutputPort, staged: pa.Table) -> list[tuple[RuntimeCheck, CheckOutcome]]:
+    outcomes = {
+        "contract_schema": lambda: check_schema(port.contract, staged),
+        "primary_key": lambda: check_primary_key(port.contract, staged),
+        "not_null_columns": lambda: check_not_null(port.contract, staged),
+        "row_count": lambda: check_not_empty(port, staged),
+        "masking": lambda: check_masking(port, staged),
+    }
+    locals_by_name = {local_check_name(p): p for p in _local_runtime(manifest, port)}
+    results = []
+    for check in checks_of(manifest, port):
+        if check.name in outcomes:
+            results.append((check, outcomes[check.name]()))
+        else:
+            results.append((check, check_rows_satisfy(check.name, locals_by_name[check.name], staged)))
+    return results
+
+
+def check_not_empty(port: OutputPort, staged: pa.Table) -> CheckOutcome:
+    rows = staged.num_rows
+    passed = rows > 0 or port.may_be_empty
+    summary = f"{rows} rows" + ("" if passed else "; the port does not declare may_be_empty: true, so nothing is published")
+    return CheckOutcome("row_count", passed, summary, {"row_count": rows, "may_be_empty": port.may_be_empty})
+
+
+def _query(staged: pa.Table, sql: str, *params) -> tuple:
+    con = duckdb.connect()
+    try:
+        con.register("staged", staged)
+        return con.execute(sql, list(params)).fetchone()
+    finally:
+        con.close()
+
+
+def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
+    leaks: dict[str, int] = {}
+    for column in (c for c in port.contract.columns if c.masking):
+        if column.name not in staged.column_names:
+            leaks[column.name] = staged.num_rows
+            continue
+        value = f'cast("{column.name}" as varchar)'
+        if column.masking == "hashed":
+            condition = f"not regexp_full_match({value}, ?)"
+            params = [HASHED.strip("^$")]
+        else:
+            visible = f"length(regexp_replace({value}, '[^A-Za-z0-9]', '', 'g'))"
+            condition = f"({visible} > ? or not contains({value}, '*'))"
+            params = [REDACTED_VISIBLE]
+        unmasked = _query(staged, f'select count(*) from staged where "{column.name}" is not null and {condition}',
+                          *params)[0]
+        if unmasked:
+            leaks[column.name] = unmasked
+    passed = not leaks
+    summary = "every masked column is masked" if passed else \
+        f"values served unmasked: {leaks} (rows per column); mask them in the model (sha256() or a redaction)"
+    return CheckOutcome("masking", passed, summary, {"unmasked_rows": leaks})
+
+
+def check_rows_satisfy(name: str, local: LocalPolicy, staged: pa.Table) -> CheckOutcome:
+    condition = local.rows_satisfy
+    try:
+        failing = _query(staged, f"select count(*) from staged where not coalesce(({condition}), false)")[0]
+    except duckdb.Error as exc:
+        return CheckOutcome(name, False, f"the condition '{condition}' of {local.id} does not run on the port "
+                                         f"({str(exc).splitlines()[0]}); fix it in the manifest", {"condition": condition})
+    passed = failing == 0
+    summary = f"every row satisfies {condition}" if passed else f"{failing} rows do not satisfy {condition}"
+    return CheckOutcome(name, passed, f"{local.id}: {summary}", {"condition": condition, "failing_rows": failing})

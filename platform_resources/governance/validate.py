@@ -1,0 +1,122 @@
+"""`mesh validate`: every static policy over every domain, on the manifests and the loaded code locations."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from datetime import date
+
+from platform_resources.governance.asset_graph import graph_of_definitions
+from platform_resources.governance.context import AssetGraph
+from platform_resources.governance.contract_changes import manifest_at_revision
+from platform_resources.governance.engine import PolicyReport, evaluate
+from platform_resources.governance.policy import GLOBAL
+from platform_resources.manifest import Manifest
+from platform_resources.registry import Registry, load_registry
+
+
+def load_asset_graphs(registry: Registry) -> tuple[dict[str, AssetGraph], dict[str, str]]:
+    """The real asset graph of every code location, and the locations that failed to load (with why)."""
+    from platform_resources import dbt
+
+    dbt.prepare(list(registry.domains))
+    graphs, failures = {}, {}
+    for name, domain in registry.domains.items():
+        try:
+            graphs[name] = graph_of_definitions(importlib.import_module(domain.module).defs)
+        except Exception as exc:  # one broken location is reported; the others are still checked
+            failures[name] = f"{type(exc).__name__}: {exc}"
+    return graphs, failures
+
+
+def base_manifests(registry: Registry, revision: str) -> dict[str, Manifest]:
+    root = registry.workspace.parent
+    found = {}
+    for product_id, path in registry.files.items():
+        old = manifest_at_revision(root, path, revision)
+        if old is not None:
+            found[product_id] = old
+    return found
+
+
+def validate(registry: Registry, base: str | None = None, load_locations: bool = True,
+             today: date | None = None) -> tuple[PolicyReport, dict[str, str]]:
+    graphs, failures = load_asset_graphs(registry) if load_locations else ({}, {})
+    report = evaluate(registry, asset_graphs=graphs, base=base_manifests(registry, base) if base else None, today=today)
+    return report, failures
+
+
+def format_text(report: PolicyReport, failures: dict[str, str], registry: Registry) -> str:
+    lines = []
+    grouped = report.by_domain()
+    for domain in registry.domains:
+        findings = grouped.get(domain, [])
+        errors = [f for f in findings if f.blocking]
+        warnings = [f for f in findings if f.severity == "warning" and not f.waived]
+        waived = [f for f in findings if f.waived]
+        products = len(registry.products_of(domain))
+        lines.append(f"{domain}: {products} products, {len(errors)} errors, {len(warnings)} warnings, {len(waived)} waived")
+        if domain in failures:
+            lines.append(f"  code location failed to load: {failures[domain]}")
+        for title, group in (("errors", errors), ("warnings", warnings), ("waived", waived)):
+            if group:
+                lines.append(f"  {title}:")
+                lines += [f"    {f.as_text()}" for f in group]
+    if report.blocked:
+        lines.append("")
+        lines.append("cannot publish until fixed:")
+        lines += [f"  {product}: {why}" for product, why in sorted(report.blocked.items())]
+    lines.append("")
+    total_errors = len(report.errors) + len(failures)
+    lines.append(f"{len(registry.products)} products checked against {len(GLOBAL.static())} global static policies: "
+                 f"{total_errors} errors, {sum(f.severity == 'warning' and not f.waived for f in report.findings)} warnings"
+                 f", {sum(f.waived for f in report.findings)} waived")
+    return "\n".join(lines)
+
+
+def format_json(report: PolicyReport, failures: dict[str, str], registry: Registry) -> str:
+    grouped = report.by_domain()
+    return json.dumps({
+        "domains": {domain: {
+            "errors": [f.as_dict() for f in grouped.get(domain, []) if f.blocking],
+            "warnings": [f.as_dict() for f in grouped.get(domain, []) if f.severity == "warning" and not f.waived],
+            "waived": [f.as_dict() for f in grouped.get(domain, []) if f.waived],
+            "location_error": failures.get(domain),
+        } for domain in registry.domains},
+        "blocked": report.blocked,
+        "ok": not report.errors and not failures,
+    }, indent=1)
+
+
+def format_policies() -> str:
+    lines = [f"{'id':<16} {'severity':<8} {'phase':<8} title"]
+    for policy in GLOBAL.policies.values():
+        lines.append(f"{policy.id:<16} {policy.severity:<8} {policy.phase:<8} {policy.title}: {policy.rationale}")
+        lines += [f"{'':<35}threshold {p.name} = {p.default!r} (may only go {p.stricter}): {p.help}"
+                  for p in policy.parameters]
+    return "\n".join(lines)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from platform_resources.governance import runtime  # noqa: F401  lists the runtime policies too
+    from platform_resources.home import prepare_home
+
+    if args.policies:
+        print(format_policies())
+        return 0
+    prepare_home()
+    registry = load_registry()
+    report, failures = validate(registry, base=args.base, load_locations=not args.manifests_only)
+    print((format_json if args.format == "json" else format_text)(report, failures, registry))
+    return 1 if report.errors or failures else 0
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("validate", help="check every static policy on every domain (exit 1 on an error)")
+    parser.add_argument("--base", help="git revision to compare contracts with (breaking changes need a major bump)")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument("--manifests-only", action="store_true",
+                        help="do not load the code locations (skips the asset-graph policy MESH-ACC-002)")
+    parser.add_argument("--policies", action="store_true", help="list the policies and their thresholds, then exit")
+    parser.set_defaults(handler=_validate)

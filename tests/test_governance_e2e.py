@@ -1,0 +1,79 @@
+"""Governance end to end: an error finding in one product blocks it and its consumers, and nothing else."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from platform_resources import access_log, ports
+from platform_resources.build import build_domain
+from platform_resources.registry import load_registry
+from platform_resources.runner import format_summary, run_mesh
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BLOCKED = {  # supply.suppliers gets an unknown owner team; finance reads it in two products
+    "supply.suppliers.suppliers": "MESH-OWN-001",
+    "supply.suppliers.supplier_contacts": "MESH-OWN-001",
+    "finance.local_supplier_volume.local_supplier_volume": "upstream product supply.suppliers is blocked",
+    "finance.top_supplier.top_supplier": "upstream product supply.suppliers is blocked",
+}
+
+
+@pytest.fixture
+def workspace_with_unknown_owner(tmp_path, monkeypatch, fresh_home) -> Path:
+    """The sample mesh's manifests, with supply.suppliers owned by a team governance does not know."""
+    for folder in ("mesh_code_locations", "governance"):
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    manifest = tmp_path / "mesh_code_locations/supply/products/suppliers.yaml"
+    manifest.write_text(manifest.read_text().replace("team: supply", "team: procurement"))
+    monkeypatch.setenv("MESH_WORKSPACE", str(tmp_path / "workspace.yaml"))
+    return manifest
+
+
+def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_mesh_publishes(
+        workspace_with_unknown_owner, prepared_dbt):
+    summary = run_mesh(0.01, workers=2, log=lambda *_: None)
+    text = format_summary(summary)
+    assert not summary.ok and not summary.failed_domains, text
+    for port_id, outcome in summary.ports.items():
+        if port_id in BLOCKED:
+            assert outcome.rows is None and BLOCKED[port_id] in outcome.error, text
+            assert "blocked by policy" in outcome.error
+            with pytest.raises(LookupError):
+                ports.resolve_version(port_id)  # nothing was ever published
+        else:
+            assert outcome.rows and outcome.error is None, text
+    assert len(summary.ports) - len(BLOCKED) == 12
+
+    # Nothing of the blocked product was ever served; every read is in the access log with the version it got.
+    log = access_log.entries()
+    assert not [e for e in log if e.port_id.startswith("supply.suppliers.")]
+    contacts = [e for e in log if e.port_id == "crm.customers.customer_contacts"]
+    assert {e.consumer for e in contacts} == {"finance.returned_items", "marketing.large_volume_customers"}
+    published = ports.resolve_version("crm.customers.customer_contacts").processing_time.isoformat()
+    assert all(e.allowed and e.processing_time == published for e in contacts)
+
+    # The findings are on the asset in Dagster, and the supply run failed (its other products published).
+    assert DagsterInstance.get().get_run_by_id(summary.run_ids["supply"]).status.value == "FAILURE"
+    supply = build_domain("supply", registry=load_registry())
+    metadata = supply.resolve_asset_graph().get(AssetKey(["supply", "suppliers", "suppliers"])).metadata
+    assert "MESH-OWN-001" in metadata["mesh/policy_findings"].value and "procurement" in metadata["mesh/blocked"]
+
+
+def test_mesh_validate_reports_the_finding_with_file_and_line_and_fails(workspace_with_unknown_owner, prepared_dbt):
+    mesh = str(Path(sys.executable).parent / "mesh")
+    result = subprocess.run([mesh, "validate"], capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(i for i, text in enumerate(workspace_with_unknown_owner.read_text().splitlines(), 1)
+                if "team: procurement" in text)
+    assert f"{workspace_with_unknown_owner}:{line}: error MESH-OWN-001" in result.stdout
+    assert "supply: 3 products, 1 errors" in result.stdout
+    assert "finance.top_supplier: upstream product supply.suppliers is blocked" in result.stdout
+    as_json = json.loads(subprocess.run([mesh, "validate", "--format", "json"], capture_output=True, text=True).stdout)
+    assert not as_json["ok"] and as_json["domains"]["supply"]["errors"][0]["line"] == line
+    assert set(as_json["blocked"]) == {"supply.suppliers", "finance.local_supplier_volume", "finance.top_supplier"}

@@ -101,6 +101,22 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _access_log(args: argparse.Namespace) -> int:
+    from platform_resources import access_log
+
+    prepare_home()
+    records = access_log.entries(port_id=args.port, consumer=args.consumer, limit=args.limit)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in records], indent=1))
+        return 0
+    for r in records:
+        served = f"served {r.processing_time}" if r.allowed else f"DENIED: {r.reason}"
+        print(f"{r.at}  {r.consumer:<34} {r.port_id:<45} {served}")
+    if not records:
+        print("no reads logged yet")
+    return 0
+
+
 def _register(args: argparse.Namespace) -> int:
     from platform_resources.lineage.delivery import delivery
     from platform_resources.lineage.resource import register_ports
@@ -176,6 +192,12 @@ def parser() -> argparse.ArgumentParser:
     metrics.set_defaults(handler=_metrics)
 
     commands.add_parser("list", help="list domains, products and ports").set_defaults(handler=_list)
+    log = commands.add_parser("access-log", help="every read of a port, allowed or denied, newest first")
+    log.add_argument("--port", help="only reads of this port (domain.product.port)")
+    log.add_argument("--consumer", help="only reads by this consumer (domain.product, or anonymous)")
+    log.add_argument("--limit", type=int, default=50, help="at most this many entries (default 50)")
+    log.add_argument("--json", action="store_true")
+    log.set_defaults(handler=_access_log)
     register = commands.add_parser("register", help="announce every output port to the lineage backend (OpenLineage)")
     register.add_argument("--domain", action="append", help="only this domain (repeatable)")
     register.set_defaults(handler=_register)

@@ -109,6 +109,15 @@ def test_restricted_port_read_from_the_cli_is_denied_and_public_ports_are_served
     denied = subprocess.run([mesh, "read", "crm.customers.customer_contacts"], capture_output=True, text=True)
     assert denied.returncode == 2 and "policy: crm.customers.customer_contacts is restricted" in denied.stderr
     assert "Customer#" not in denied.stdout
+    # The denial is in the access log, before any version was resolved; so is every allowed read.
+    log = subprocess.run([mesh, "access-log", "--port", "crm.customers.customer_contacts", "--json"],
+                         capture_output=True, text=True)
+    entries = json.loads(log.stdout)
+    assert entries[0]["consumer"] == "anonymous" and not entries[0]["allowed"]
+    assert entries[0]["processing_time"] is None and "is restricted" in entries[0]["reason"]
+    served = ports.resolve_version("crm.customers.customer_contacts").processing_time.isoformat()
+    assert {(e["consumer"], e["processing_time"]) for e in entries if e["allowed"]} >= {
+        ("finance.returned_items", served), ("marketing.large_volume_customers", served)}
     served = subprocess.run([mesh, "read", "finance.pricing_summary.pricing_summary", "--format", "json"],
                             capture_output=True, text=True)
     assert served.returncode == 0, served.stderr

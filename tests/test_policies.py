@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import AssetKey, Definitions, asset
+from workspaces import make_workspace, manifest_file, product
 
 from platform_resources.governance.asset_graph import graph_of_assets, graph_of_definitions
 from platform_resources.governance.engine import PolicyReport, evaluate
@@ -21,43 +22,6 @@ TODAY = date(2025, 6, 1)
 TEAMS = ("shop", "bi", "geo")
 SHOP, BI = "shop/orders.yaml", "bi/revenue.yaml"
 PRODUCT_OF = {SHOP: "shop.orders", BI: "bi.revenue"}
-
-
-# --- workspace helpers (copied from tests/test_registry.py: `tests` is not an importable package) -------------
-
-def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
-    domain = product_id.split(".")[0]
-    return {
-        "id": product_id, "name": product_id, "description": f"The {product_id} product.",
-        "owner": {"team": domain, "email": f"{domain}@example.com"},
-        "archetype": "aggregate" if inputs else "source-aligned", "status": "active", "version": "1.0.0",
-        "input_ports": [{"name": f"in_{i}", "from": source} for i, source in enumerate(inputs)]
-        or [{"name": "system", "operational": f"{domain}_db.things"}],
-        "output_ports": [{
-            "name": port, "description": "A port.", "visibility": "public", "actual_time": "snapshot",
-            "contract": {"primary_key": ["id"], "columns": [
-                {"name": "id", "type": "bigint", "description": "Key.", "classification": "public"}]},
-        } for port in ports],
-    }
-
-
-def make_workspace(root: Path, manifests: dict[str, dict | str]) -> Path:
-    """manifests: 'domain/file.yaml' -> manifest dict (or raw text for broken files)."""
-    domains = sorted({name.split("/")[0] for name in manifests})
-    for name, content in manifests.items():
-        path = manifest_file(root, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
-    workspace = root / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [
-        {"python_module": {"module_name": f"locations.{d}.definitions", "location_name": d, "working_directory": "."}}
-        for d in domains]}))
-    return workspace
-
-
-def manifest_file(root: Path, name: str) -> Path:
-    domain, file = name.split("/")
-    return root / "locations" / domain / "products" / file
 
 
 # --- mesh helpers -------------------------------------------------------------------------------------------

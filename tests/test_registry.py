@@ -4,43 +4,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import AssetKey
+from workspaces import make_workspace, product
 
 from platform_resources.registry import RegistryError, load_registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
-    domain = product_id.split(".")[0]
-    return {
-        "id": product_id, "name": product_id, "description": f"The {product_id} product.",
-        "owner": {"team": domain, "email": f"{domain}@example.com"},
-        "archetype": "aggregate" if inputs else "source-aligned", "status": "active", "version": "1.0.0",
-        "input_ports": [{"name": f"in_{i}", "from": source} for i, source in enumerate(inputs)]
-        or [{"name": "system", "operational": f"{domain}_db.things"}],
-        "output_ports": [{
-            "name": port, "description": "A port.", "visibility": "public", "actual_time": "snapshot",
-            "contract": {"primary_key": ["id"], "columns": [
-                {"name": "id", "type": "bigint", "description": "Key.", "classification": "public"}]},
-        } for port in ports],
-    }
-
-
-def make_workspace(root: Path, manifests: dict[str, dict | str]) -> Path:
-    """manifests: 'domain/file.yaml' -> manifest dict (or raw text for broken files)."""
-    domains = sorted({name.split("/")[0] for name in manifests})
-    for name, content in manifests.items():
-        domain, file = name.split("/")
-        path = root / "locations" / domain / "products" / file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
-    workspace = root / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [
-        {"python_module": {"module_name": f"locations.{d}.definitions", "location_name": d, "working_directory": "."}}
-        for d in domains]}))
-    return workspace
 
 
 def test_resolves_ports_consumers_and_domain_order(tmp_path):

@@ -6,13 +6,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import yaml
+from workspaces import make_workspace, product
 
 from platform_resources import access_log, metrics, ports
 from platform_resources.governance.engine import evaluate
 from platform_resources.governance.report import build_report, to_html, to_markdown
 from platform_resources.registry import load_registry
 from platform_resources.slo import SloResult, as_record
-from tests.test_registry import make_workspace, product
 
 TODAY = date(2030, 1, 1)
 
@@ -106,11 +106,11 @@ def test_markdown(data):
     assert "### shop.orders: blocked" in text and "**Blocked** (may not publish): MESH-CLS-001" in text
     assert "| MESH-CLS-001 Columns classified | error |" in text
     assert "### shop.catalog: compliant" in text
-    assert "| MESH-DOC-001 Descriptions |" in text and "| docs <next> sprint | 2030-02-01 |" in text
-    assert "### geo.nations: with warnings" in text
+    assert "| MESH-DOC-001 Descriptions |" in text and "| docs \\<next> sprint | 2030-02-01 |" in text
+    assert "### geo.nations: with warnings" in text and "Owner shop \\<shop@example.com>, status active" in text
     assert "| shop.orders.lines | public | never published | - | bi.revenue (blocked) | " \
            "2 allowed, 1 denied (last denied: geo.nations) |" in text
-    assert f"snapshot {data['_published'].snapshot_id}, 3 rows" in text and "volume breached (warning)" in text
+    assert f"snapshot {data['_published'].snapshot_id}, 3 rows" in text and "freshness (now) passed; volume breached (warning)" in text
     assert "upstream product shop.orders is blocked" in text
 
 

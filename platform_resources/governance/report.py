@@ -233,7 +233,7 @@ def _md_table(header: list[str], rows: list[list[object]]) -> list[str]:
 
 def to_markdown(data: dict[str, Any]) -> str:
     lines = ["# Mesh compliance report", "", f"Generated {data['generated_at']}: {summary_line(data)}.", ""]
-    lines += [f"Not run: {policy} ({why})." for policy, why in data["not_run"].items()]
+    lines += [_md(f"Not run: {policy} ({why}).") for policy, why in data["not_run"].items()]
     lines += ["", "## Summary", ""]
     lines += _md_table(["Domain", "Products", "Compliant", "With warnings", "Blocked"],
                        [[d["name"], *(d["summary"][k] for k in ("products", *COMPLIANCE))]
@@ -241,7 +241,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     for domain in data["domains"].values():
         lines += [f"## Domain {domain['name']}", ""]
         if domain["location_error"]:
-            lines += [f"Code location failed to load: {domain['location_error']}", ""]
+            lines += [_md(f"Code location failed to load: {domain['location_error']}"), ""]
         for product in domain["products"].values():
             lines += _md_product(product)
     return "\n".join(lines).rstrip() + "\n"
@@ -249,12 +249,12 @@ def to_markdown(data: dict[str, Any]) -> str:
 
 def _md_product(product: dict[str, Any]) -> list[str]:
     lines = [f"### {product['id']}: {COMPLIANCE_LABEL[product['compliance']]}", "",
-             (f"Owner {product['owner']}, status {product['status']}, version {product['version']}, "
-             f"manifest `{product['manifest']}`."), "",
+             _md(f"Owner {product['owner']}, status {product['status']}, version {product['version']}, ")
+             + f"manifest `{product['manifest']}`.", "",
              (f"Policies: {len(product['passed'])} passed, {len(product['failed'])} failed, "
              f"{len(product['waived'])} waived."), ""]
     if product["blocked_reason"]:
-        lines += [f"**Blocked** (may not publish): {product['blocked_reason']}", ""]
+        lines += [f"**Blocked** (may not publish): {_md(product['blocked_reason'])}", ""]
     if product["failed"]:
         lines += ["Failed:", ""]
         lines += _md_table(["Policy", "Severity", "Finding", "Where"],

@@ -120,8 +120,8 @@ def no_pii_on_public_ports(ctx: ProductContext, params: dict[str, Any]) -> Itera
     for i, port in ctx.ports():
         if port.visibility == "public" and _holds_pii(port):
             pii = [c.name for c in port.contract.columns if c.classification == "pii"]
-            yield Violation(f"public port {port.name} serves pii columns {pii}; move them to a restricted port, "
-                            "mask them, or make this port restricted", ("output_ports", i, "visibility"))
+            yield Violation(f"public port {port.name} serves pii columns {pii}; move them to a restricted port "
+                            "or make this port restricted (a hashed identifier is still personal data)", ("output_ports", i, "visibility"))
 
 
 def _approved(ctx: ProductContext, port_id: str, input_port) -> list[str]:

@@ -3,13 +3,16 @@ PYTHON ?= python3.11
 VENV := .venv
 SCALE ?= 0.01
 
-.PHONY: run test dev benchmark
+.PHONY: run test validate dev benchmark
 
 run: $(VENV)/.installed
 	$(VENV)/bin/mesh run --scale $(SCALE)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
+
+validate: $(VENV)/.installed
+	$(VENV)/bin/mesh validate
 
 dev: $(VENV)/.installed
 	$(VENV)/bin/mesh dev

@@ -199,6 +199,9 @@ def _odcs_property(column: Column, primary_key: list[str], completeness: dict[st
         prop |= {"primaryKey": True, "primaryKeyPosition": primary_key.index(column.name) + 1}
     if column.classification:
         prop["classification"] = column.classification
+    if column.masking:
+        prop["customProperties"] = [{"property": "masking", "value": column.masking,
+                                     "description": "Served masked; checked on the data before every publish."}]
     if column.name in completeness:
         share = completeness[column.name]
         prop["quality"] = [{

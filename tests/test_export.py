@@ -34,7 +34,7 @@ ODPS_SCHEMA = STANDARDS / "odps" / "odps-json-schema-v1.0.0.json"
 ODCS_SCHEMA = STANDARDS / "odcs" / "odcs-json-schema-v3.1.0.json"
 
 SAMPLE_PRODUCTS = 13
-SAMPLE_PORTS = 16
+SAMPLE_PORTS = 17
 
 
 def _no_network(uri: str):

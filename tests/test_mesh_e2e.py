@@ -12,6 +12,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from operational_systems.tpch import connect_with_tpch
 from platform_resources import ports
 from platform_resources.access import read_port
+from platform_resources.governance.runtime import checks_of
 from platform_resources.home import operational_dir
 from platform_resources.registry import load_registry
 from platform_resources.runner import format_summary, run_mesh
@@ -60,17 +61,19 @@ def first_run(mesh_run):
 
 def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):
     registry = load_registry()
-    assert set(first_run.ports) == set(registry.port_ids()) and len(first_run.ports) == 16
+    assert set(first_run.ports) == set(registry.port_ids()) and len(first_run.ports) == 17
     expected_checks = {}
     for port_id in first_run.ports:
-        _, port = registry.port(port_id)
-        # static policies, contract (schema, key, not null), row count, and the declared SLOs
-        expected_checks[port_id] = 5 + sum(slo is not None for _, slo in port.slos)
+        manifest, port = registry.port(port_id)
+        # static policies; runtime policies (contract, row count, masking, local ones); the declared SLOs
+        expected_checks[port_id] = 1 + len(checks_of(manifest, port)) + sum(slo is not None for _, slo in port.slos)
+    assert expected_checks["crm.customers.customer_contacts_masked"] == 6  # masking checked
+    assert expected_checks["finance.pricing_summary.pricing_summary"] == 6  # local policy FINANCE-001
     for port_id, outcome in first_run.ports.items():
         assert outcome.rows and outcome.rows > 0, outcome
         assert (outcome.checks_passed, outcome.checks_failed) == (expected_checks[port_id], 0), outcome
     text = format_summary(first_run)
-    assert "13 products, 16/16 ports published" in text
+    assert "13 products, 17/17 ports published" in text
     assert f"checks {sum(expected_checks.values())} passed / 0 failed" in text
 
 

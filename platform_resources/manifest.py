@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from platform_resources.yaml_lines import Location, YamlWithLines, load_yaml_with_lines
+from platform_resources.yaml_lines import YamlWithLines, load_yaml_with_lines
 
 SNAKE = r"[a-z][a-z0-9_]*"
 # Structure only: what Dagster accepts in an asset key. Policy MESH-ID-001 asks for snake_case.

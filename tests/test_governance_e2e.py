@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterInstance
 
 from platform_resources import access_log, ports
 from platform_resources.build import build_domain
+from platform_resources.governance.engine import evaluate
 from platform_resources.registry import load_registry
 from platform_resources.runner import format_summary, run_mesh
 
@@ -77,3 +78,29 @@ def test_mesh_validate_reports_the_finding_with_file_and_line_and_fails(workspac
     as_json = json.loads(subprocess.run([mesh, "validate", "--format", "json"], capture_output=True, text=True).stdout)
     assert not as_json["ok"] and as_json["domains"]["supply"]["errors"][0]["line"] == line
     assert set(as_json["blocked"]) == {"supply.suppliers", "finance.local_supplier_volume", "finance.top_supplier"}
+
+
+def test_a_dbt_model_reading_a_restricted_port_for_a_product_without_access_is_caught_on_the_asset_graph(
+        tmp_path, prepared_dbt):
+    """The manifests alone look fine: pricing_summary holds the approved request, but returned_items' model reads it."""
+    for folder in ("mesh_code_locations", "governance"):
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    products = tmp_path / "mesh_code_locations"
+    returned = products / "finance/products/returned_items.yaml"
+    request = ('  - name: customer_contacts\n    from: crm.customers.customer_contacts\n'
+               '    access_request: {reason: "Collections contact customers who returned items (TPC-H Q10)."}\n')
+    returned.write_text(returned.read_text().replace(request, ""))
+    pricing = products / "finance/products/pricing_summary.yaml"
+    pricing.write_text(pricing.read_text().replace("input_ports:\n", "input_ports:\n" + request))
+    crm = products / "crm/products/customers.yaml"
+    crm.write_text(crm.read_text().replace("consumer: finance.returned_items", "consumer: finance.pricing_summary"))
+    registry = load_registry(tmp_path / "workspace.yaml")
+    assert not [f for f in evaluate(registry).findings if f.product == "finance.returned_items"]  # manifests only
+    graph = build_domain("finance", registry=registry).resolve_asset_graph()
+    node = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))
+    assert node.tags["mesh/compliance"] == "blocked"
+    assert "MESH-ACC-002" in node.metadata["mesh/blocked"]
+    assert "asset finance/internal/returned_items reads restricted port crm.customers.customer_contacts" in \
+        node.metadata["mesh/blocked"]
+    assert graph.get(AssetKey(["finance", "pricing_summary", "pricing_summary"])).tags["mesh/compliance"] == "compliant"

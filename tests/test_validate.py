@@ -20,12 +20,14 @@ def shop_orders(version: str, columns: list[str]) -> dict:
     manifest["version"] = version
     manifest["output_ports"][0]["freshness"] = {"max_age": "26h"}
     manifest["output_ports"][0]["contract"]["columns"] += [
-        {"name": name, "type": "varchar", "description": f"The {name}.", "classification": "internal"} for name in columns]
+        {"name": name, "type": "varchar", "description": f"The {name}.", "classification": "internal"}
+        for name in columns]
     return manifest
 
 
 def test_base_revision_finds_a_breaking_change_without_a_major_bump(tmp_path):
-    workspace = make_workspace(tmp_path, {"shop/orders.yaml": shop_orders("1.0.0", ["status", "note"])}, teams=("shop",))
+    workspace = make_workspace(tmp_path, {"shop/orders.yaml": shop_orders("1.0.0", ["status", "note"])},
+                               teams=("shop",))
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "base")

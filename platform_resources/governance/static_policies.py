@@ -151,7 +151,7 @@ def _cross_domain_reads(ctx: ProductContext) -> Iterator[tuple[int, Any, Any, An
 @policy("MESH-PII-002", "Personal data only with approved access",
         "Personal data is shared for a stated purpose, approved by its owner.", "error")
 def pii_needs_approved_access(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    for i, input_port, producer, port in _cross_domain_reads(ctx):
+    for i, input_port, _producer, port in _cross_domain_reads(ctx):
         if port.visibility == "restricted" and _holds_pii(port):
             missing = _approved(ctx, input_port.source, input_port)
             if missing:

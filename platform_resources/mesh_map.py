@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from platform_resources.catalog import port_observations, worst_status
 
 if TYPE_CHECKING:
+    from platform_resources.governance.engine import PolicyReport
     from platform_resources.manifest import Manifest
     from platform_resources.registry import Registry
 
@@ -178,7 +179,8 @@ def _style(box: _Box) -> str:
     return f"left:{box.x}px;top:{box.y}px;width:{box.width}px;height:{box.height}px"
 
 
-def _product_html(registry: Registry, manifest: Manifest, box: _Box, now: datetime) -> tuple[str, str]:
+def _product_html(registry: Registry, manifest: Manifest, box: _Box, now: datetime,
+                  report: PolicyReport) -> tuple[str, str]:
     """The product's box, and its overall SLO status."""
     port_items, statuses = [], []
     for port in manifest.output_ports:
@@ -194,7 +196,9 @@ def _product_html(registry: Registry, manifest: Manifest, box: _Box, now: dateti
             f'<span class="port-name">{_e(port.name)}</span>'
             f'<span class="pslo slo-{status}">{_e(PORT_SLO_LABEL[status])}</span></li>')
     slo = worst_status(statuses)
-    problems = registry.problems.get(manifest.id, [])
+    problems = [f"{f.policy}: {f.message}" for f in report.for_product(manifest.id) if f.blocking]
+    if not problems and manifest.id in report.blocked:
+        problems = [report.blocked[manifest.id]]
     policy = (f'<span class="badge policy-errors" title="{_e("; ".join(problems))}">\u2717 policy: '
               f'{len(problems)} error{"s" if len(problems) != 1 else ""}</span>' if problems
               else '<span class="badge policy-ok">\u2713 policy ok</span>')
@@ -216,17 +220,17 @@ def _legend(colours: dict[str, str], sources: set[str]) -> str:
                      f'y2="5" stroke="{c}" stroke-width="3"/></svg>{_e(d)}</span>' for d, c in colours.items() if d in sources)
     return (f'<div class="legend"><div><b>SLO status</b> (worst port; freshness now, others at the last publish) {slo}</div>'
             f'<div><b>Policy</b> <span class="badge policy-ok">\u2713 policy ok</span>'
-            f'<span class="badge policy-errors">\u2717 policy: errors</span> (manifest and resolution problems) '
+            f'<span class="badge policy-errors">\u2717 policy: errors</span> (error findings of `mesh validate`; blocked) '
             f'<b>Port visibility</b> {vis}</div>'
             f'<div><b>Arrows</b>: upstream product \u2192 consuming product of another domain, coloured by the '
             f'upstream domain: {arrows}</div></div>')
 
 
-def _problems_html(registry: Registry) -> str:
-    items = [f"<li><b>{_e(pid)}</b>: {_e(msg)}</li>" for pid in sorted(registry.problems) for msg in registry.problems[pid]]
+def _problems_html(registry: Registry, report: PolicyReport) -> str:
+    items = [f"<li><b>{_e(pid)}</b> may not publish: {_e(why)}</li>" for pid, why in sorted(report.blocked.items())]
     items += [f"<li><b>{_e(pid)}</b> (broken manifest): {_e(err)}</li>" for pid, err in sorted(registry.broken.items())]
     if not items:
-        return '<h2>Problems</h2><p class="none">\u2713 No manifest or resolution problems.</p>'
+        return '<h2>Problems</h2><p class="none">\u2713 No policy errors: every product may publish.</p>'
     return f'<h2>Problems</h2><ul class="problems">{"".join(items)}</ul>'
 
 
@@ -288,6 +292,9 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
     """The mesh map as one self-contained HTML page."""
     now = now or datetime.now(timezone.utc)
     columns, cycle = _columns(registry)
+    from platform_resources.governance.engine import evaluate  # imports Dagster: only when a map is drawn
+
+    report = evaluate(registry)  # static policies on the manifests (`mesh validate` also checks the asset graphs)
     layout = _layout(registry, columns)
     colours = {domain: PALETTE[i % (len(PALETTE) - 1)] for i, domain in enumerate(d for c in columns for d in c)}
     dependencies = registry.domain_dependencies()
@@ -300,7 +307,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
                      f'<div class="domain-meta">{len(products)} product{"s" if len(products) != 1 else ""} \u00b7 '
                      f'reads from: {_e(reads)}</div></div></section>')
     for product_id, box in layout.products.items():
-        body, slo = _product_html(registry, registry.products[product_id], box, now)
+        body, slo = _product_html(registry, registry.products[product_id], box, now, report)
         slo_counts[slo] += 1
         parts.append(body)
     for broken_id, box in layout.broken.items():
@@ -325,7 +332,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
         f'{_e(f"{with_errors} with errors" if with_errors else "all ok")} \u00b7 generated {_e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
         f'</div>{_legend(colours, {u.split(".")[0] for u, _ in mesh_edges(registry)})}</header>{banner}'
         f'<div class="map" style="width:{layout.width}px;height:{layout.height}px">{"".join(parts)}{svg}</div>'
-        f'{_problems_html(registry)}{_edges_table(registry)}'
+        f'{_problems_html(registry, report)}{_edges_table(registry)}'
         '<footer>Drawn from the product manifests (registry) and the platform\'s publish records; '
         'hover a product, port or arrow for details. Regenerate with <code>mesh map</code>.</footer>'
         '</body></html>\n')

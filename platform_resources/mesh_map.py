@@ -319,7 +319,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
     svg, cross = _edges_svg(registry, layout, colours)
     port_count = sum(len(m.output_ports) for m in registry.products.values())
     slo_summary = ", ".join(f"{n} {s}" for s, n in slo_counts.items() if n)
-    with_errors = sum(1 for p in registry.products if registry.problems.get(p)) + len(registry.broken)
+    blocked = len(report.blocked) + len(registry.broken)
     banner = f'<div class="warning-banner">\u2717 {_e(cycle)}</div>' if cycle else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -329,7 +329,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
         f'{len(registry.products)} products \u00b7 {port_count} output ports \u00b7 {cross} cross-domain '
         f'dependenc{"ies" if cross != 1 else "y"} '
         f'\u00b7 SLO: {_e(slo_summary or "none")} \u00b7 policy: '
-        f'{_e(f"{with_errors} with errors" if with_errors else "all ok")} \u00b7 generated {_e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
+        f'{_e(f"{blocked} blocked" if blocked else "all ok")} \u00b7 generated {_e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
         f'</div>{_legend(colours, {u.split(".")[0] for u, _ in mesh_edges(registry)})}</header>{banner}'
         f'<div class="map" style="width:{layout.width}px;height:{layout.height}px">{"".join(parts)}{svg}</div>'
         f'{_problems_html(registry, report)}{_edges_table(registry)}'

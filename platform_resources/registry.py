@@ -71,9 +71,6 @@ class Registry:
     def consumers(self, port_id: str) -> list[str]:
         return sorted(m.id for m in self.products.values() for p in m.input_ports if p.source == port_id)
 
-    def is_healthy(self, product_id: str) -> bool:
-        return product_id in self.products and not self.problems.get(product_id)
-
     def domain_dependencies(self) -> dict[str, set[str]]:
         """Each domain -> the other domains it reads ports from."""
         graph: dict[str, set[str]] = {d: set() for d in self.domains}

@@ -24,12 +24,6 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
     "timestamptz": pa.timestamp("us", tz="UTC"),
 }
 
-CHECK_DESCRIPTIONS = {
-    "contract_schema": "The staged result has exactly the contract's columns, with the contract's types.",
-    "primary_key": "The contract's primary key is unique and never null.",
-    "not_null_columns": "Columns the contract declares not nullable hold no nulls.",
-}
-
 
 def arrow_type(contract_type: str) -> pa.DataType:
     """The Arrow type a contract type is served as."""
@@ -105,6 +99,3 @@ def check_not_null(contract: Contract, staged: pa.Table) -> CheckOutcome:
                         "no nulls in required columns" if passed else f"nulls in required columns: {nulls}",
                         {"null_counts": nulls})
 
-
-def run_contract_checks(contract: Contract, staged: pa.Table) -> list[CheckOutcome]:
-    return [check(contract, staged) for check in (check_schema, check_primary_key, check_not_null)]

@@ -49,16 +49,20 @@ def _read(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from platform_resources import ports
+    from platform_resources.governance.engine import evaluate
     from platform_resources.registry import load_registry
 
     prepare_home()
     registry = load_registry()
+    report = evaluate(registry)
     for domain in registry.domains:
         print(f"{domain}")
         for manifest in registry.products_of(domain):
-            problems = registry.problems.get(manifest.id)
+            warnings = sum(f.severity == "warning" and not f.waived for f in report.for_product(manifest.id))
+            policy = f"BLOCKED: {report.blocked[manifest.id]}" if manifest.id in report.blocked else \
+                f"{warnings} policy warnings (mesh validate)" if warnings else "compliant"
             print(f"  {manifest.id}  [{manifest.archetype}, {manifest.status}, v{manifest.version}]  "
-                  f"owner {manifest.owner.label}" + ("  ERRORS: " + "; ".join(problems) if problems else ""))
+                  f"owner {manifest.owner.label}  {policy}")
             for port in manifest.output_ports:
                 port_id = f"{manifest.id}.{port.name}"
                 try:

@@ -47,15 +47,8 @@ def _column_schema(port: OutputPort) -> TableSchema:
 def _tags(manifest: Manifest, port: OutputPort, report: PolicyReport) -> dict[str, str]:
     tags = {tag: "" for tag in manifest.tags}
     tags.update({"mesh/archetype": manifest.archetype, "mesh/status": manifest.status, "mesh/visibility": port.visibility,
-                 "mesh/compliance": _compliance(manifest.id, report)})
+                 "mesh/compliance": report.status(manifest.id)})  # a tag, so the Dagster UI can filter on it
     return tags
-
-
-def _compliance(product_id: str, report: PolicyReport) -> str:
-    """blocked, warnings or compliant: a tag, so the Dagster UI can filter on it."""
-    if product_id in report.blocked:
-        return "blocked"
-    return "warnings" if any(not f.waived for f in report.for_product(product_id)) else "compliant"
 
 
 def _policy_metadata(product_id: str, report: PolicyReport) -> dict:
@@ -106,13 +99,15 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
            owners=manifest.owner.dagster_owners, kinds={"iceberg"}, tags=_tags(manifest, port, report),
            metadata={**_port_metadata(registry, manifest, port, port_id), **_policy_metadata(manifest.id, report)},
            check_specs=checks, freshness_policy=freshness_policy(port.freshness),
-           automation_condition=AutomationCondition.eager(), code_version=port.contract.version or manifest.version)
+           # A blocked product would only fail again: the daemon leaves it alone until a fixed manifest is deployed.
+           automation_condition=None if manifest.id in report.blocked else AutomationCondition.eager(),
+           code_version=port.contract.version or manifest.version)
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
         inputs = [(*naming.relation_dataset(manifest.domain, relations[port.dbt_model]), {})] \
             if port.dbt_model in relations else []
         port_dataset = naming.port_dataset(port_id)
-        static = port_static_facets(manifest, port, port_id)
+        static = port_static_facets(manifest, port, port_id, report)
         run.start(inputs, [(*port_dataset, static)])
         attempt = PublishAttempt()
         try:

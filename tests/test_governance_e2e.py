@@ -37,7 +37,7 @@ def workspace_with_unknown_owner(tmp_path, monkeypatch, fresh_home) -> Path:
 
 
 def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_mesh_publishes(
-        workspace_with_unknown_owner, prepared_dbt):
+        workspace_with_unknown_owner, fresh_home, prepared_dbt):
     summary = run_mesh(0.01, workers=2, log=lambda *_: None)
     text = format_summary(summary)
     assert not summary.ok and not summary.failed_domains, text
@@ -64,6 +64,11 @@ def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_m
     supply = build_domain("supply", registry=load_registry())
     metadata = supply.resolve_asset_graph().get(AssetKey(["supply", "suppliers", "suppliers"])).metadata
     assert "MESH-OWN-001" in metadata["mesh/policy_findings"].value and "procurement" in metadata["mesh/blocked"]
+    # Governance sees it in lineage too: the failed publish names the finding.
+    events = [json.loads(line) for line in (fresh_home / "lineage" / "events.jsonl").read_text().splitlines()]
+    fail = next(e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "suppliers.suppliers")
+    compliance = fail["outputs"][0]["facets"]["mesh_dataProduct"]["compliance"]
+    assert compliance["status"] == "blocked" and compliance["findings"][0]["policy"] == "MESH-OWN-001"
 
 
 def test_mesh_validate_reports_the_finding_with_file_and_line_and_fails(workspace_with_unknown_owner, prepared_dbt):

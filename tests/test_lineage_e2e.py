@@ -118,3 +118,11 @@ def test_column_lineage_of_a_finance_product_traces_back_to_source_aligned_colum
     assert (*port_dataset["crm.customers.customer_contacts"], "c_name") in name
     # ... and on, inside crm, to the CRM system's table the source-aligned product ingested.
     assert any(ns.startswith("duckdb://") and n.endswith("crm_db.customer") and f == "c_name" for ns, n, f in name)
+
+
+def test_every_port_event_carries_the_products_policy_status_for_governance(events, completes):
+    registered = [e["dataset"] for e in events if "dataset" in e]
+    published = [o for e in completes for o in e["outputs"] if port_of(o)]
+    for dataset in registered + published:
+        compliance = dataset["facets"]["mesh_dataProduct"]["compliance"]
+        assert compliance == {"status": "compliant", "findings": []}, port_of(dataset)

@@ -87,3 +87,39 @@ def test_a_warning_local_policy_reports_without_blocking_and_a_bad_condition_is_
 def test_a_local_runtime_policy_can_target_some_ports_only():
     product = manifest([], policies=[{**POSITIVE, "ports": ["other_port"]}])
     assert "policy_shop_001" not in {c.name for c in checks_of(product, product.output_ports[0])}
+
+
+CONTRACT = [{"name": "name", "type": "varchar", "nullable": False, "classification": "pii"},
+            {"name": "balance", "type": "decimal(15,2)", "classification": "confidential"}]
+
+
+def good_rows() -> pa.Table:
+    return pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["Ann", "Bob"],
+                     "balance": pa.array([1, None], pa.decimal128(15, 2))})
+
+
+def test_the_contract_checks_pass_on_conforming_data():
+    results = outcomes(manifest(CONTRACT), good_rows())
+    assert all(results[name].passed for name in ("contract_schema", "primary_key", "not_null_columns", "row_count"))
+
+
+def test_contract_schema_fails_on_missing_extra_or_mistyped_columns():
+    rows = good_rows().drop_columns(["balance"]).append_column("extra", pa.array([1, 2]))
+    rows = rows.set_column(0, "id", pa.array([1, 2], pa.int32()))
+    result = outcomes(manifest(CONTRACT), rows)["contract_schema"]
+    assert not result.passed
+    assert result.details["missing_columns"] == ["balance"] and result.details["undeclared_columns"] == ["extra"]
+    assert "declared bigint" in result.details["wrong_types"]["id"]
+
+
+def test_primary_key_fails_on_duplicates_and_nulls():
+    rows = pa.table({"id": pa.array([1, 1, None], pa.int64()), "name": ["Ann", "Bob", "Cy"],
+                     "balance": pa.array([1, 2, 3], pa.decimal128(15, 2))})
+    result = outcomes(manifest(CONTRACT), rows)["primary_key"]
+    assert not result.passed and (result.details["duplicated_keys"], result.details["null_keys"]) == (1, 1)
+
+
+def test_required_columns_fail_on_nulls_and_nullable_ones_do_not():
+    rows = good_rows().set_column(1, "name", pa.array(["Ann", None]))
+    result = outcomes(manifest(CONTRACT), rows)["not_null_columns"]
+    assert not result.passed and result.details["null_counts"] == {"name": 1}  # balance may be null

@@ -36,6 +36,12 @@ class PolicyReport:
     def for_product(self, product_id: str) -> list[Finding]:
         return [f for f in self.findings if f.product == product_id]
 
+    def status(self, product_id: str) -> str:
+        """compliant, warnings (unwaived warning findings) or blocked (may not publish)."""
+        if product_id in self.blocked:
+            return "blocked"
+        return "warnings" if any(not f.waived for f in self.for_product(product_id)) else "compliant"
+
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.blocking]

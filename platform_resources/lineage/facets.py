@@ -22,6 +22,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from platform_resources.contracts import CheckOutcome
+from platform_resources.governance.engine import PolicyReport
 from platform_resources.lineage.naming import namespace_prefix
 from platform_resources.manifest import Manifest, OutputPort
 
@@ -47,6 +48,7 @@ class MeshDataProductDatasetFacet(DatasetFacet):
     actualTime: str  # noqa: N815
     primaryKey: list  # noqa: N815
     slos: dict
+    compliance: dict | None = None
 
     @staticmethod
     def _get_schema() -> str:
@@ -66,8 +68,8 @@ def owners(manifest: Manifest) -> list[tuple[str, str]]:
     return [(owner, "team" if owner.startswith("team:") else "email") for owner in manifest.owner.dagster_owners]
 
 
-def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str) -> dict:
-    """What is known of a port from its manifest alone (self-registration and every publish)."""
+def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str, report: PolicyReport | None = None) -> dict:
+    """What is known of a port from its manifest (self-registration and every publish), with its policy status."""
     slos = {}
     if port.freshness:
         slos = {"freshnessMaxAge": port.freshness.max_age}
@@ -88,8 +90,19 @@ def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str) -> di
             productId=manifest.id, portId=port_id, domain=manifest.domain,
             owner=manifest.owner.model_dump(exclude_none=True), archetype=manifest.archetype,
             status=manifest.status, version=manifest.version, contractVersion=port.contract.version or manifest.version,
-            visibility=port.visibility, actualTime=port.actual_time, primaryKey=list(port.contract.primary_key), slos=slos),
+            visibility=port.visibility, actualTime=port.actual_time, primaryKey=list(port.contract.primary_key), slos=slos,
+            compliance=compliance(manifest.id, report) if report else None),
     }
+
+
+def compliance(product_id: str, report: PolicyReport) -> dict:
+    """The product's static policy results, for governance reviewing lineage."""
+    summary: dict = {"status": report.status(product_id), "findings": [
+        {"policy": f.policy, "severity": f.severity, "message": f.message, "waived": f.waived}
+        for f in report.for_product(product_id)]}
+    if product_id in report.blocked:
+        summary["blockedReason"] = report.blocked[product_id]
+    return summary
 
 
 def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:

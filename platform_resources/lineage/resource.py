@@ -4,6 +4,7 @@ from dagster import AssetExecutionContext, ConfigurableResource
 
 from platform_resources.lineage import naming
 from platform_resources.lineage.delivery import FlushResult, delivery
+from platform_resources.governance.engine import evaluate
 from platform_resources.lineage.facets import job_facets, port_static_facets
 from platform_resources.lineage.runs import DagsterRun, JobRun, register_dataset
 from platform_resources.manifest import Manifest
@@ -32,12 +33,13 @@ class LineageResource(ConfigurableResource):
 
 def register_ports(registry: Registry, domains: list[str] | None = None) -> int:
     """Self-registration: a static DatasetEvent per output port, so lineage knows products before their first run."""
+    report = evaluate(registry)
     count = 0
     for manifest in registry.products.values():
         if domains and manifest.domain not in domains:
             continue
         for port in manifest.output_ports:
             port_id = f"{manifest.id}.{port.name}"
-            register_dataset(*naming.port_dataset(port_id), port_static_facets(manifest, port, port_id))
+            register_dataset(*naming.port_dataset(port_id), port_static_facets(manifest, port, port_id, report))
             count += 1
     return count

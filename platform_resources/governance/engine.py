@@ -144,11 +144,14 @@ def _propagate_blocks(registry: Registry, report: PolicyReport) -> None:
     """A product with an unwaived error finding may not publish, nor may anything that reads it."""
     for finding in report.errors:
         report.blocked.setdefault(finding.product, f"{finding.policy} {finding.title}: {finding.message}")
+    readers: dict[str, set[str]] = defaultdict(set)
+    for manifest in registry.products.values():
+        for port in manifest.input_ports:
+            if port.source:
+                readers[port.source.rsplit(".", 1)[0]].add(manifest.id)
     queue = list(report.blocked)
     while queue:
         upstream = queue.pop()
-        for manifest in registry.products.values():
-            reads = any(p.source and p.source.rsplit(".", 1)[0] == upstream for p in manifest.input_ports)
-            if reads and manifest.id not in report.blocked:
-                report.blocked[manifest.id] = f"upstream product {upstream} is blocked by policy findings"
-                queue.append(manifest.id)
+        for reader in sorted(readers[upstream] - set(report.blocked)):
+            report.blocked[reader] = f"upstream product {upstream} is blocked by policy findings"
+            queue.append(reader)

@@ -67,14 +67,6 @@ def _counts(products) -> dict[str, int]:
     return {"products": len(products), **{c: sum(p["compliance"] == c for p in products) for c in COMPLIANCE}}
 
 
-def _compliance(product_id: str, findings: list[Finding], policy_report: PolicyReport) -> str:
-    if product_id in policy_report.blocked:
-        return "blocked"
-    if any(f.severity == "warning" and not f.waived for f in findings):
-        return "warnings"
-    return "compliant"
-
-
 def _relative(registry: Registry, file: str | Path) -> str:
     """A path relative to the repository when it is inside it (shorter, and the same on every machine)."""
     try:
@@ -105,7 +97,7 @@ def _policies(registry: Registry, policy_report: PolicyReport, product_id: str,
     waived = [{"policy": f.policy, "title": f.title, "severity": f.severity, "message": f.message,
                "reason": f.waived_reason, "until": f.waived_until.isoformat() if f.waived_until else None,
                "location": _where(registry, f)} for f in findings if f.waived]
-    return {"compliance": _compliance(product_id, findings, policy_report),
+    return {"compliance": policy_report.status(product_id),
             "blocked_reason": policy_report.blocked.get(product_id),
             "passed": passed, "failed": failed, "waived": waived, "not_run": not_run}
 

@@ -11,8 +11,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
+# BASE=<git revision> also checks that breaking contract changes since then bumped the major version.
 validate: $(VENV)/.installed
-	$(VENV)/bin/mesh validate
+	$(VENV)/bin/mesh validate $(if $(BASE),--base $(BASE))
 
 dev: $(VENV)/.installed
 	$(VENV)/bin/mesh dev

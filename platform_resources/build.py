@@ -18,7 +18,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 from platform_resources import dbt
 from platform_resources.dbt import dbt_models_only_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
-from platform_resources.governance.engine import evaluate
+from platform_resources.governance.engine import PolicyReport, evaluate
 from platform_resources.home import mesh_home
 from platform_resources.ingestion import ingestion_assets
 from platform_resources.inputs import load_input_ports
@@ -46,7 +46,13 @@ def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), regist
         for port in manifest.output_ports:
             graph[AssetKey([manifest.domain, manifest.product, port.name])] = {dbt.internal_key(domain, port.dbt_model)}
     report = evaluate(registry, asset_graphs={domain: graph})  # static policies, on the real asset graph
-    port_assets = [port_asset(registry, m, port, relations, report) for m in products for port in m.output_ports]
+
+    def current_policies() -> PolicyReport:
+        """Evaluated again at publish: a waiver may have expired since the code location loaded."""
+        return evaluate(registry, asset_graphs={domain: graph})
+
+    port_assets = [port_asset(registry, m, port, relations, report, current_policies)
+                   for m in products for port in m.output_ports]
     return Definitions(
         assets=[*upstream, *port_assets],
         jobs=[define_asset_job(f"{domain}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),

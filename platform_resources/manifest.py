@@ -410,6 +410,16 @@ class Manifest(_Model):
         return self
 
     @model_validator(mode="after")
+    def _local_policy_ports_exist(self) -> "Manifest":
+        names = [p.name for p in self.output_ports]
+        for local in self.governance.policies:
+            unknown = [p for p in local.ports or [] if p not in names]
+            if local.ports is not None and (unknown or not local.ports):
+                raise ValueError(f"local policy {local.id}: ports {unknown or '[]'} are not output ports {names}; "
+                                 "list output ports, or remove 'ports' to check every port")
+        return self
+
+    @model_validator(mode="after")
     def _slo_inputs_exist(self) -> "Manifest":
         readable = [p.name for p in self.input_ports if p.source]
         for port in self.output_ports:

@@ -226,9 +226,8 @@ def _legend(colours: dict[str, str], sources: set[str]) -> str:
             f'upstream domain: {arrows}</div></div>')
 
 
-def _problems_html(registry: Registry, report: PolicyReport) -> str:
+def _problems_html(report: PolicyReport) -> str:
     items = [f"<li><b>{_e(pid)}</b> may not publish: {_e(why)}</li>" for pid, why in sorted(report.blocked.items())]
-    items += [f"<li><b>{_e(pid)}</b> (broken manifest): {_e(err)}</li>" for pid, err in sorted(registry.broken.items())]
     if not items:
         return '<h2>Problems</h2><p class="none">\u2713 No policy errors: every product may publish.</p>'
     return f'<h2>Problems</h2><ul class="problems">{"".join(items)}</ul>'
@@ -319,7 +318,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
     svg, cross = _edges_svg(registry, layout, colours)
     port_count = sum(len(m.output_ports) for m in registry.products.values())
     slo_summary = ", ".join(f"{n} {s}" for s, n in slo_counts.items() if n)
-    blocked = len(report.blocked) + len(registry.broken)
+    blocked = len(report.blocked)  # broken manifests are blocked too (MESH-SCHEMA-001)
     banner = f'<div class="warning-banner">\u2717 {_e(cycle)}</div>' if cycle else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -332,7 +331,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
         f'{_e(f"{blocked} blocked" if blocked else "all ok")} \u00b7 generated {_e(now.strftime("%Y-%m-%d %H:%M UTC"))}'
         f'</div>{_legend(colours, {u.split(".")[0] for u, _ in mesh_edges(registry)})}</header>{banner}'
         f'<div class="map" style="width:{layout.width}px;height:{layout.height}px">{"".join(parts)}{svg}</div>'
-        f'{_problems_html(registry, report)}{_edges_table(registry)}'
+        f'{_problems_html(report)}{_edges_table(registry)}'
         '<footer>Drawn from the product manifests (registry) and the platform\'s publish records; '
         'hover a product, port or arrow for details. Regenerate with <code>mesh map</code>.</footer>'
         '</body></html>\n')

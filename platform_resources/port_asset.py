@@ -1,6 +1,6 @@
 """The asset of one output port: write, audit, publish, then measure, with lineage around it."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,7 +86,8 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
 
 
 def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str],
-               report: PolicyReport) -> AssetsDefinition:
+               report: PolicyReport, current_policies: Callable[[], PolicyReport]) -> AssetsDefinition:
+    """report: the static findings at load (metadata, tags); current_policies: the gate, evaluated at publish."""
     port_id = f"{manifest.id}.{port.name}"
     key = AssetKey([manifest.domain, manifest.product, port.name])
     model_key = dbt.internal_key(manifest.domain, port.dbt_model)
@@ -111,7 +112,7 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         run.start(inputs, [(*port_dataset, static)])
         attempt = PublishAttempt()
         try:
-            yield from _write_audit_publish(context, registry, manifest, port, relations, report, attempt)
+            yield from _write_audit_publish(context, registry, manifest, port, relations, current_policies(), attempt)
         except Exception as exc:
             run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
             raise

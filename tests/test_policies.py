@@ -579,3 +579,43 @@ def test_a_local_rows_satisfy_policy_is_a_runtime_policy_not_checked_statically(
     assert report.findings == []
     [local] = [p for p in report.evaluated["shop.orders"] if p.id == "SHOP-003"]
     assert (local.phase, local.scope, local.check) == ("runtime", "local", None)
+
+
+# --- review fixes: no way around the rules ----------------------------------------------------------------
+
+def test_a_nan_threshold_is_refused_and_the_global_one_applies(root):
+    mesh = clean_mesh()
+    mesh[SHOP]["description"] = ""
+    govern(mesh[SHOP], thresholds={"MESH-DOC-001": {"min_length": float("nan")}})
+    report = run(root, mesh)
+    assert found(report, "MESH-GOV-001") and found(report, "MESH-DOC-001", "shop.orders")
+
+
+def test_a_cron_freshness_counts_its_window_against_the_max_age_limit(root):
+    mesh = clean_mesh()
+    port(mesh[SHOP])["freshness"] = {"cron": "0 0 1 * *", "cron_window": "30d"}
+    govern(mesh[SHOP], thresholds={"MESH-SLO-001": {"max_age_limit": "26h"}})
+    [finding] = found(run(root, mesh), "MESH-SLO-001")
+    assert "promises freshness within 30d, longer than the allowed 26h" in finding.message
+
+
+def test_a_manifest_filed_in_another_domains_folder_reads_as_that_folders_domain(root):
+    """id shop.spy in bi's folder: bi's code location would do the reading, so it is no reader of shop's own."""
+    from platform_resources.access import AccessDenied, check_read_access
+
+    mesh = _mesh_with_a_restricted_port(approved=False)
+    misfiled = clean("shop.spy")
+    read(misfiled, "shop.orders.margins")
+    mesh["bi/misfiled.yaml"] = misfiled
+    registry = load_registry(make_workspace(root, mesh))
+    with pytest.raises(AccessDenied, match="restricted"):
+        check_read_access(registry, "shop.orders.margins", "shop.spy")
+    report = evaluate(registry, today=TODAY)
+    assert found(report, "MESH-ID-001", "shop.spy") and found(report, "MESH-ACC-001", "shop.spy")
+
+
+def test_an_asset_depending_on_another_domains_non_port_asset_is_a_finding(root):
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "secret_table"])])
+    [finding] = run(root, clean_mesh(), asset_graphs={"bi": graph}).findings
+    assert finding.policy == "MESH-ACC-002" and "not one of its output ports" in finding.message
+    assert finding.line == line_with(root, BI, "input_ports:")

@@ -84,9 +84,12 @@ def test_a_warning_local_policy_reports_without_blocking_and_a_bad_condition_is_
     assert not failed.passed and "does not run on the port" in failed.summary and "fix it in the manifest" in failed.summary
 
 
-def test_a_local_runtime_policy_can_target_some_ports_only():
-    product = manifest([], policies=[{**POSITIVE, "ports": ["other_port"]}])
-    assert "policy_shop_001" not in {c.name for c in checks_of(product, product.output_ports[0])}
+def test_a_local_runtime_policy_names_existing_ports_so_it_cannot_silently_check_nothing():
+    product = manifest([], policies=[{**POSITIVE, "ports": ["customers"]}])
+    assert "policy_shop_001" in {c.name for c in checks_of(product, product.output_ports[0])}
+    for ports in (["custmers"], []):
+        with pytest.raises(ValueError, match="are not output ports"):
+            manifest([], policies=[{**POSITIVE, "ports": ports}])
 
 
 CONTRACT = [{"name": "name", "type": "varchar", "nullable": False, "classification": "pii"},

@@ -58,6 +58,7 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
     fed_products = _feeds(graph, {k for k in graph if len(k.path) == 3 and k.path[0] == location and k.path[1] != "internal"})
     mine = _feeds(graph, ports) | (set(graph) - fed_products)
     declared = {p.source: (i, p) for i, p in enumerate(ctx.manifest.input_ports) if p.source}
+    port_ids = set(ctx.registry.port_ids())
     for key in sorted(mine, key=lambda k: k.to_user_string()):
         for dep in sorted(graph[key], key=lambda k: k.to_user_string()):
             owner = dep.path[0]
@@ -66,17 +67,24 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
             name = key.to_user_string()
             if len(dep.path) > 1 and dep.path[1] == "internal":
                 yield Violation(f"asset {name} depends on {dep.to_user_string()}, an internal asset of domain '{owner}'; "
-                                f"read one of {owner}'s output ports through an input port instead")
+                                f"read one of {owner}'s output ports through an input port instead", ("input_ports",))
                 continue
             port_id = ".".join(dep.path)
-            if port_id not in ctx.registry.port_ids():
-                continue  # not a port: MESH-REG-001 or dbt report unknown sources
+            if port_id not in port_ids:
+                if ".".join(dep.path[:2]) in ctx.registry.broken:
+                    continue  # its manifest is broken: MESH-REG-001 reports that
+                if owner in ctx.registry.domains:  # another domain's asset that it does not serve as a port
+                    yield Violation(f"asset {name} depends on {dep.to_user_string()}, an asset of domain '{owner}' "
+                                    f"that is not one of its output ports; read {owner}'s ports through an input "
+                                    "port instead", ("input_ports",))
+                continue
             _, port = ctx.registry.port(port_id)
             if port.visibility == "public":
                 continue
             if port_id not in declared:
                 yield Violation(f"asset {name} reads {port.visibility} port {port_id}, which {ctx.manifest.id} does not "
-                                f"declare as an input port; only products with an approved access request may read it")
+                                f"declare as an input port; only products with an approved access request may read it",
+                                ("input_ports",))
             elif port.visibility == "internal":
                 yield Violation(f"asset {name} reads {port_id}, which is internal to domain '{owner}'",
                                 ("input_ports", declared[port_id][0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,8 @@ def _tighten(parameter: Parameter, current: Any, local: Any) -> tuple[Any, str |
 def _comparable(value: Any, kind: str) -> float | None:
     """The value as a number to compare, or None when it is not of the parameter's kind (a number, a duration)."""
     if kind == "number":
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return float(value) if number else None  # NaN compares as neither stricter nor looser: refuse it
     if isinstance(value, str) and DURATION.match(value.strip()):
         return Freshness.to_timedelta(value).total_seconds()
     return None

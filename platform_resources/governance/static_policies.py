@@ -16,10 +16,10 @@ SNAKE_NAME = re.compile(rf"^{SNAKE}$")
 # not personal, `first_name` or `customer_name` is. A domain adds its own patterns (a superset tightens).
 PII_NAME_PATTERNS = (
     r"(^|_)(first|last|full|middle|given|family|maiden|sur|customer|contact|person|user|employee|patient|member)_?name($|_)",
-    r"(^|_)e_?mail($|_)",
+    r"(^|_)e_?mail(_?address)?($|_)",
     r"(^|_)(phone|mobile|telephone|fax)($|_)",
     r"(^|_)(address|street|postcode|postal_code|zip|zip_code)($|_)",
-    r"(^|_)(birth|birthday|birth_date|date_of_birth|dob)($|_)",
+    r"(^|_)(birth|birthday|birthdate|birth_date|date_of_birth|dob)($|_)",
     r"(^|_)(ssn|social_security|passport|national_id|tax_id|iban|credit_card|card_number)($|_)",
     r"(^|_)ip_address($|_)",
 )
@@ -68,7 +68,7 @@ def ids_follow_the_convention(ctx: ProductContext, params: dict[str, Any]) -> It
     manifest = ctx.manifest
     if not all(SNAKE_NAME.match(part) for part in manifest.id.split(".")):
         yield Violation(f"product id '{manifest.id}' is not domain.product in snake_case; write it like "
-                        f"{manifest.id.lower()}", ("id",))
+                        f"{'.'.join(_snake(part) for part in manifest.id.split('.'))}", ("id",))
     if manifest.domain != ctx.location:
         yield Violation(f"product id '{manifest.id}' names domain '{manifest.domain}' but the code location "
                         f"'{ctx.location}' defines it; start the id with '{ctx.location}.' or move the file to "
@@ -76,8 +76,12 @@ def ids_follow_the_convention(ctx: ProductContext, params: dict[str, Any]) -> It
     for kind in ("output_ports", "input_ports"):
         for i, port in enumerate(getattr(manifest, kind)):
             if not SNAKE_NAME.match(port.name):
-                yield Violation(f"port name '{port.name}' is not snake_case; rename it, like {port.name.lower()}",
+                yield Violation(f"port name '{port.name}' is not snake_case; rename it, like {_snake(port.name)}",
                                 (kind, i, "name"))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 @policy("MESH-CON-001", "Contract with a primary key", "Consumers join and deduplicate on a declared key.", "error")
@@ -144,7 +148,7 @@ def _cross_domain_reads(ctx: ProductContext) -> Iterator[tuple[int, Any, Any, An
             producer, port = ctx.registry.port(input_port.source)
         except LookupError:
             continue
-        if producer.domain != ctx.manifest.domain:
+        if ctx.registry.locations.get(producer.id, producer.domain) != ctx.location:
             yield i, input_port, producer, port
 
 
@@ -187,10 +191,12 @@ def public_ports_declare_freshness(ctx: ProductContext, params: dict[str, Any]) 
         if port.freshness is None:
             yield Violation(f"{port.visibility} port {port.name} declares no freshness SLO; add "
                             "'freshness: {max_age: 26h}' (or a cron)", ("output_ports", i, "name"))
-        elif limit and port.freshness.max_age and \
-                Freshness.to_timedelta(port.freshness.max_age) > Freshness.to_timedelta(limit):
-            yield Violation(f"port {port.name} promises freshness within {port.freshness.max_age}, longer than the "
-                            f"allowed {limit}; publish more often and tighten max_age", ("output_ports", i, "freshness"))
+        elif limit:
+            # A cron promise is only as fresh as its window: both count against the limit.
+            promised = port.freshness.max_age or port.freshness.cron_window
+            if Freshness.to_timedelta(promised) > Freshness.to_timedelta(limit):
+                yield Violation(f"port {port.name} promises freshness within {promised}, longer than the allowed "
+                                f"{limit}; publish more often and tighten its freshness", ("output_ports", i, "freshness"))
 
 
 def _upstream(ctx: ProductContext) -> Iterator[tuple[int, Any, Any]]:

@@ -2,9 +2,9 @@
 
 from dagster import AssetExecutionContext, ConfigurableResource
 
+from platform_resources.governance.engine import evaluate
 from platform_resources.lineage import naming
 from platform_resources.lineage.delivery import FlushResult, delivery
-from platform_resources.governance.engine import evaluate
 from platform_resources.lineage.facets import job_facets, port_static_facets
 from platform_resources.lineage.runs import DagsterRun, JobRun, register_dataset
 from platform_resources.manifest import Manifest

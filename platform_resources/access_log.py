@@ -7,7 +7,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from platform_resources.home import mesh_home
+from platform_resources.home import connect_store
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,8 @@ class AccessRecord:
 
 
 def _connect() -> sqlite3.Connection:
-    path = mesh_home() / "access_log.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30)
-    con.execute("create table if not exists access_log (at text not null, consumer text not null, port_id text not null,"
-                " allowed integer not null, processing_time text, reason text not null)")
-    return con
+    return connect_store("access_log.sqlite", "create table if not exists access_log (at text not null, consumer text "
+                         "not null, port_id text not null, allowed integer not null, processing_time text, reason text not null)")
 
 
 def record(consumer: str | None, port_id: str, allowed: bool, processing_time: datetime | None, reason: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,18 @@ def operational_dir() -> Path:
 
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or mesh_home() / "dagster").resolve()
+
+
+def connect_store(file_name: str, create_table: str) -> sqlite3.Connection:
+    """A SQLite file of the mesh home (metrics, access log), its table created on first use.
+
+    The timeout lets parallel domain workers wait for each other's writes instead of failing.
+    """
+    path = mesh_home() / file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=30)
+    con.execute(create_table)
+    return con
 
 
 def prepare_home() -> Path:

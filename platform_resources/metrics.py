@@ -5,16 +5,12 @@ import sqlite3
 from contextlib import closing
 from datetime import datetime
 
-from platform_resources.home import mesh_home
+from platform_resources.home import connect_store
 
 
 def _connect() -> sqlite3.Connection:
-    path = mesh_home() / "metrics.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30)
-    con.execute("create table if not exists port_metrics (port_id text not null, processing_time text not null, "
-                "record text not null, primary key (port_id, processing_time))")
-    return con
+    return connect_store("metrics.sqlite", "create table if not exists port_metrics (port_id text not null, "
+                         "processing_time text not null, record text not null, primary key (port_id, processing_time))")
 
 
 def record(port_id: str, processing_time: datetime, metrics: dict) -> None:

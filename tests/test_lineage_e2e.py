@@ -9,7 +9,7 @@ from openlineage_spec import marquez_problems, validate_event
 
 from platform_resources.lineage.delivery import events_file
 from platform_resources.lineage.facets import MESH_FACET_SCHEMA
-from platform_resources.registry import load_registry
+from platform_resources.registry import mesh_registry
 
 CUSTOM_SCHEMAS = {MESH_FACET_SCHEMA: Path(__file__).resolve().parent.parent /
                   "platform_resources/lineage/schemas/facets/1-0-0/MeshDataProductDatasetFacet.json"}
@@ -41,7 +41,7 @@ def test_every_event_meets_marquez_rules(events):
 
 
 def test_ports_register_themselves_before_their_first_run(events):
-    registry = load_registry()
+    registry = mesh_registry()
     registered = [e for e in events if "dataset" in e]
     assert {port_of(e["dataset"]) for e in registered} == set(registry.port_ids())
     first_run_event = next(i for i, e in enumerate(events) if "run" in e)
@@ -50,7 +50,7 @@ def test_ports_register_themselves_before_their_first_run(events):
 
 
 def test_one_job_per_port_dbt_model_and_ingestion_with_start_and_end(events, completes):
-    registry = load_registry()
+    registry = mesh_registry()
     names = {(e["job"]["namespace"], e["job"]["name"]) for e in completes}
     for manifest in registry.products.values():
         for port in manifest.output_ports:
@@ -84,9 +84,9 @@ def test_the_lineage_graph_equals_the_mesh_graph_of_the_manifests(completes):
     observed = defaultdict(set)
     for dataset, port_id in port_ids.items():
         observed[port_id.rsplit(".", 1)[0]] |= upstream_ports(dataset, set())
-    registry = load_registry()
+    registry = mesh_registry()
     declared = {m.id: {p.source for p in m.input_ports if p.source} for m in registry.products.values()}
-    assert dict(observed) == {k: v for k, v in declared.items()}
+    assert dict(observed) == declared
     assert "crm.customers.customer_contacts" in observed["finance.returned_items"]
 
 

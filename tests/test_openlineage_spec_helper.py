@@ -101,7 +101,6 @@ def dataset_event() -> dict:
 
 
 def test_spec_root_is_the_shared_directory_beside_the_repo():
-    assert SPEC_ROOT == Path(__file__).resolve().parents[2] / "shared" / "openlineage-spec"
     assert (SPEC_ROOT / "2-0-2" / "OpenLineage.json").is_file(), f"OpenLineage spec not found at {SPEC_ROOT}"
 
 
@@ -308,11 +307,6 @@ def test_job_type_facet_without_job_type():
     event = mutated(run_event, lambda e: e["job"]["facets"]["jobType"].pop("jobType"))
     assert validate_event(event) == []
     only(marquez_problems(event), "job.facets.jobType.jobType: missing")
-
-
-def test_dataset_event_needs_no_job():
-    assert "job" not in dataset_event()
-    assert marquez_problems(dataset_event()) == []
 
 
 # --- what the installed client emits ----------------------------------------------------------------

@@ -69,17 +69,21 @@ def column_lineage(
             error,
         )
         return _column_by_column(statement, mapping, dialect, names)
+    return _trace_each(list(nodes), names, nodes.__getitem__)
 
-    if names is not None and len(names) != len(nodes):
+
+def _trace_each(qualified_names: list[str], names: list[str] | None, trace) -> dict[str, list[tuple[str, str]]]:
+    """Sources of every output column, named as the statement names it; [] for a column that fails to trace."""
+    if names is not None and len(names) != len(qualified_names):
         names = None  # duplicate output names collapsed: positions no longer line up
     result: dict[str, list[tuple[str, str]]] = {}
-    for position, (qualified_name, node) in enumerate(nodes.items()):
+    for position, qualified_name in enumerate(qualified_names):
         if qualified_name == "*":
             log.warning("column lineage: cannot expand a star without the schema of its tables")
             continue
         name = names[position] if names and names[position] else qualified_name
         try:
-            result[name] = _sources(node, name)
+            result[name] = _sources(trace(qualified_name), name)
         except Exception as error:  # noqa: BLE001
             log.warning("column lineage: %s: cannot trace (%s: %s)", name, type(error).__name__, error)
             result[name] = []
@@ -195,17 +199,5 @@ def _column_by_column(
         log.warning("column lineage: cannot qualify the statement (%s: %s)", type(error).__name__, error)
         # The output columns are still known when the statement names them all.
         return {name: [] for name in names} if names and all(names) else {}
-    result: dict[str, list[tuple[str, str]]] = {}
-    if names is not None and len(names) != len(qualified_names):
-        names = None
-    for position, qualified_name in enumerate(qualified_names):
-        if qualified_name == "*":
-            log.warning("column lineage: cannot expand a star without the schema of its tables")
-            continue
-        name = names[position] if names and names[position] else qualified_name
-        try:
-            result[name] = _sources(lineage(qualified_name, statement, mapping, dialect=dialect, **_QUALIFY), name)
-        except Exception as error:  # noqa: BLE001
-            log.warning("column lineage: %s: cannot trace (%s: %s)", name, type(error).__name__, error)
-            result[name] = []
-    return result
+    return _trace_each(qualified_names, names,
+                       lambda column: lineage(column, statement, mapping, dialect=dialect, **_QUALIFY))

@@ -1,5 +1,6 @@
 """OpenLineage runs of a domain's dbt models, read from the artifacts of the dbt invocation that built them."""
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -68,12 +69,14 @@ def emit_model_runs(dagster_run: DagsterRun, domain: str, products: list[Manifes
     """A START and a COMPLETE (or FAIL) per model dbt ran, timed as dbt timed it. Returns the number of models."""
     columns = _columns(domain)
     product_of = _product_of_models(dbt_manifest, products)
+    # A port read by several models is looked up in the catalog once.
+    dataset_of = functools.cache(lambda unique_id: _dataset_of(unique_id, dbt_manifest, translator, domain))
     emitted = 0
     for result in run_results["results"]:
         node = dbt_manifest["nodes"].get(result["unique_id"])
         if node is None or node["resource_type"] != "model" or result["status"] == "skipped":
             continue
-        inputs = dict(filter(None, (_dataset_of(d, dbt_manifest, translator, domain) for d in node["depends_on"]["nodes"])))
+        inputs = dict(filter(None, (dataset_of(d) for d in node["depends_on"]["nodes"])))
         output = naming.relation_dataset(domain, node["relation_name"])
         facets = job_facets(None, node.get("description") or f"dbt model {node['name']}", integration="DBT",
                             job_type="MODEL", team_owners=translator.owners)

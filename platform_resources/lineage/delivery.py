@@ -103,7 +103,7 @@ class Delivery:
                 return FlushResult(delivered, len(pending) - delivered, reason)
             Outbox.remove(path)
             delivered += 1
-        self.outbox.pause(0.0)  # the transport works again: nobody needs to wait
+        self.outbox.resume()  # the transport works again: nobody needs to wait (no write when nothing was paused)
         return FlushResult(delivered, 0)
 
 

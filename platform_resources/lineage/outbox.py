@@ -52,6 +52,9 @@ class Outbox:
     def pause(self, until: float) -> None:
         (self.folder / ".paused_until").write_text(str(until))
 
+    def resume(self) -> None:
+        (self.folder / ".paused_until").unlink(missing_ok=True)
+
     @staticmethod
     def read(path: Path) -> dict:
         return json.loads(path.read_text())

@@ -4,7 +4,6 @@ from dagster import AssetExecutionContext, ConfigurableResource
 
 from platform_resources.governance.engine import evaluate
 from platform_resources.lineage import naming
-from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.facets import job_facets, port_static_facets
 from platform_resources.lineage.runs import DagsterRun, JobRun, register_dataset
 from platform_resources.manifest import Manifest
@@ -26,9 +25,6 @@ class LineageResource(ConfigurableResource):
         facets = job_facets(manifest, f"Publishes port {manifest.id}.{port_name}: {port.description}",
                             integration="DAGSTER", job_type="PUBLISH")
         return self.job_run(context, manifest.domain, f"{manifest.product}.{port_name}", facets, manifest.id)
-
-    def flush(self) -> FlushResult:
-        return delivery().flush()
 
 
 def register_ports(registry: Registry, domains: list[str] | None = None) -> int:

@@ -43,12 +43,10 @@ class DagsterRun:
         """The product's run as parent when the job belongs to one product, else the Dagster run itself."""
         root = parent_run.Root(run=parent_run.RootRun(runId=self.run_id),
                                job=parent_run.RootJob(namespace=job_namespace(self.domain), name=self.job_name))
-        if product_id is None:
-            return parent_run.ParentRunFacet(run=parent_run.Run(runId=self.run_id), root=root,
-                                             job=parent_run.Job(namespace=job_namespace(self.domain), name=self.job_name))
-        return parent_run.ParentRunFacet(run=parent_run.Run(runId=product_run_id(self.run_id, product_id)), root=root,
-                                         job=parent_run.Job(namespace=job_namespace(self.domain),
-                                                            name=product_id.split(".", 1)[1]))
+        run_id, name = (self.run_id, self.job_name) if product_id is None else \
+            (product_run_id(self.run_id, product_id), product_id.split(".", 1)[1])
+        return parent_run.ParentRunFacet(run=parent_run.Run(runId=run_id), root=root,
+                                         job=parent_run.Job(namespace=job_namespace(self.domain), name=name))
 
 
 def _now() -> str:
@@ -79,17 +77,17 @@ class JobRun:
             outputs=[OutputDataset(namespace=ns, name=name, facets=f) for ns, name, f in outputs])
 
     def start(self, inputs: list[Dataset] = (), outputs: list[Dataset] = (), when: str | None = None) -> None:
-        delivery().emit(self._event(RunState.START, list(inputs), list(outputs), when, {}))
+        delivery().emit(self._event(RunState.START, inputs, outputs, when, {}))
 
     def complete(self, inputs: list[Dataset] = (), outputs: list[Dataset] = (), when: str | None = None) -> None:
-        delivery().emit(self._event(RunState.COMPLETE, list(inputs), list(outputs), when, {}))
+        delivery().emit(self._event(RunState.COMPLETE, inputs, outputs, when, {}))
 
     def fail(self, error: BaseException | str, inputs: list[Dataset] = (), outputs: list[Dataset] = (),
              when: str | None = None) -> None:
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         stack = None if isinstance(error, str) else "".join(traceback.format_exception(error))
         facet = error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="python", stackTrace=stack)
-        delivery().emit(self._event(RunState.FAIL, list(inputs), list(outputs), when, {"errorMessage": facet}))
+        delivery().emit(self._event(RunState.FAIL, inputs, outputs, when, {"errorMessage": facet}))
 
 
 def register_dataset(namespace: str, name: str, facets: dict) -> None:

@@ -43,7 +43,7 @@ seconds = time.perf_counter() - started
 peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
 open(sys.argv[1], "w").write(json.dumps({"returncode": code, "seconds": seconds, "peak_kib": peak_kib}))
 """
-MESH_SUMMARY = re.compile(r"^13 products, 16/16 ports published, ")
+MESH_SUMMARY = re.compile(r"^\d+ products, (\d+)/\1 ports published, ")  # every port published
 DOMAIN_LINE = re.compile(r"^\s+(\w+)\s+([\d.]+) s  run ")
 TARGET_RATIO_AT_1 = 2.0
 TARGET_MESH_SECONDS_AT_001 = 60.0

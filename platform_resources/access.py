@@ -19,9 +19,8 @@ def check_read_access(registry: Registry, port_id: str, consumer: str | None) ->
     producer, port = registry.port(port_id)
     if port.visibility == "public":
         return
-    # Domains are code locations: a manifest filed in another domain's folder does not become that domain.
-    consumer_domain = registry.locations.get(consumer or "", (consumer or "").split(".")[0]) if consumer else None
-    if consumer_domain == registry.locations.get(producer.id, producer.domain):
+    consumer_domain = registry.location_of(consumer) if consumer else None
+    if consumer_domain == registry.location_of(producer.id):
         return
     who = consumer or "an anonymous reader"
     if port.visibility == "internal":

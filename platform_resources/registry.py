@@ -48,6 +48,13 @@ class Registry:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
     # --- lookups -------------------------------------------------------------------------------
+    def location_of(self, product_id: str) -> str:
+        """The domain of a product (or of a reader named by product id or domain): the code location declaring it.
+
+        A manifest filed in another domain's folder belongs to that folder, whatever its id says.
+        """
+        return self.locations.get(product_id, product_id.split(".")[0])
+
     def products_of(self, domain: str) -> list[Manifest]:
         return [m for pid, m in self.products.items() if self.locations[pid] == domain]
 
@@ -75,8 +82,8 @@ class Registry:
         """Each domain -> the other domains it reads ports from."""
         graph: dict[str, set[str]] = {d: set() for d in self.domains}
         for product_id in self.products:
-            domain = product_id.split(".")[0]
-            graph[domain] |= {u.split(".")[0] for u in self.upstream_products(product_id)} & set(graph) - {domain}
+            domain = self.location_of(product_id)
+            graph[domain] |= {self.location_of(u) for u in self.upstream_products(product_id)} & set(graph) - {domain}
         return graph
 
     def domain_order(self) -> list[str]:

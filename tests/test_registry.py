@@ -86,6 +86,7 @@ def test_a_manifest_in_another_domains_folder_belongs_to_that_folder_and_fails_p
 
     registry = load_registry(make_workspace(tmp_path, {"shop/orders.yaml": product("geo.orders")}))
     assert registry.locations["geo.orders"] == "shop" and registry.products_of("shop")[0].id == "geo.orders"
+    assert registry.domain_order() == ["shop"]  # run by its code location, not by the domain its id names
     finding = next(f for f in evaluate(registry).findings if f.policy == "MESH-ID-001")
     assert finding.blocking and (finding.domain, finding.line) == ("shop", 1)
     assert "code location 'shop' defines it" in finding.message and "start the id with 'shop.'" in finding.message

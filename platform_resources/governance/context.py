@@ -29,7 +29,7 @@ class ProductContext:
 
     @property
     def location(self) -> str:
-        return self.registry.locations.get(self.manifest.id, self.manifest.domain)
+        return self.registry.location_of(self.manifest.id)
 
     def ports(self) -> list[tuple[int, OutputPort]]:
         return list(enumerate(self.manifest.output_ports))

@@ -75,7 +75,7 @@ def evaluate(registry: Registry, *, asset_graphs: dict[str, AssetGraph] | None =
     for product_id, problems in registry.problems.items():
         manifest = registry.products.get(product_id)
         file, line = (str(registry.files[product_id]), manifest.line_of("input_ports")) if manifest else ("(registry)", 1)
-        domain = registry.locations.get(product_id, product_id.split(".")[0])
+        domain = registry.location_of(product_id)
         report.findings += [Finding(RESOLVE.id, RESOLVE.title, "error", product_id, domain, p, file, line) for p in problems]
     _propagate_blocks(registry, report)
     return report

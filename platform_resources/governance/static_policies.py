@@ -148,7 +148,7 @@ def _cross_domain_reads(ctx: ProductContext) -> Iterator[tuple[int, Any, Any, An
             producer, port = ctx.registry.port(input_port.source)
         except LookupError:
             continue
-        if ctx.registry.locations.get(producer.id, producer.domain) != ctx.location:
+        if ctx.registry.location_of(producer.id) != ctx.location:
             yield i, input_port, producer, port
 
 

@@ -29,7 +29,7 @@ def check_read_access(registry: Registry, port_id: str, consumer: str | None) ->
     consumer_manifest = registry.products.get(consumer or "")
     requested = consumer_manifest is not None and any(
         p.source == port_id and p.access_request for p in consumer_manifest.input_ports)
-    approved = any(a.consumer == consumer for a in port.approved_access)
+    approved = port.approves(consumer)
     if requested and approved:
         return
     missing = []

@@ -58,7 +58,7 @@ def _list(args: argparse.Namespace) -> int:
     for domain in registry.domains:
         print(f"{domain}")
         for manifest in registry.products_of(domain):
-            warnings = sum(f.severity == "warning" and not f.waived for f in report.for_product(manifest.id))
+            warnings = sum(f.open_warning for f in report.for_product(manifest.id))
             policy = f"BLOCKED: {report.blocked[manifest.id]}" if manifest.id in report.blocked else \
                 f"{warnings} policy warnings (mesh validate)" if warnings else "compliant"
             print(f"  {manifest.id}  [{manifest.archetype}, {manifest.status}, v{manifest.version}]  "

@@ -60,13 +60,14 @@ def is_prepared(domain: str) -> bool:
 
 def prepare(domains: list[str]) -> list[str]:
     """Run `dbt parse` for every domain whose manifest is missing or older than its project. Returns those parsed."""
-    from dbt.cli.main import dbtRunner  # imported here: dbt is slow to import and not needed to load a location
+    stale = [domain for domain in domains if not is_prepared(domain)]
+    if not stale:
+        return []
+    from dbt.cli.main import dbtRunner  # imported here, and only when needed: dbt is slow to import
 
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     parsed = []
-    for domain in domains:
-        if is_prepared(domain):
-            continue
+    for domain in stale:
         folder = str(project_dir(domain))
         result = dbtRunner().invoke(["--quiet", "--no-use-colors", "parse", "--project-dir", folder, "--profiles-dir", folder])
         if not result.success:

@@ -249,6 +249,10 @@ class OutputPort(_Model):
     def dbt_model(self) -> str:
         return self.model or self.name
 
+    def approves(self, consumer: str | None) -> bool:
+        """The producer's half of access to a restricted port: the consumer is on approved_access."""
+        return any(a.consumer == consumer for a in self.approved_access)
+
     @field_validator("actual_time")
     @classmethod
     def _actual_time_is_a_column(cls, value: str, info: ValidationInfo) -> str:
@@ -447,10 +451,8 @@ class Manifest(_Model):
 
 # --- loading ---------------------------------------------------------------------------------------
 
-_FIXES = {
-    "missing": "add it",
+_FIXES = {  # by pydantic error type; "missing" and "literal_error" are described in _describe
     "extra_forbidden": "remove it, or check its spelling against the manifest fields",
-    "literal_error": "use one of the allowed values",
     "string_type": "write a text value",
     "list_type": "write a YAML list",
     "bool_type": "write true or false",
@@ -478,9 +480,8 @@ def _describe(error: dict) -> tuple[str, str]:
 
 
 def _field_name(location: tuple) -> str:
-    parts = [p for p in location if not (isinstance(p, str) and p.startswith("function-"))]
     text = ""
-    for part in parts:
+    for part in location:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(document)"
 

@@ -24,7 +24,7 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX
 from platform_resources.home import mesh_home, operational_dir, prepare_home
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
-from platform_resources.registry import Registry, RegistryError, load_registry
+from platform_resources.registry import Registry, RegistryError, load_registry, mesh_registry
 
 # The full event log is in the Dagster instance; failures reach the console through the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -129,7 +129,8 @@ def _run_one(domain: str, tags: dict[str, str]) -> MeshRunSummary:
     summary = MeshRunSummary(float(tags["mesh/scale"]))
     try:
         dbt.prepare([domain])
-        run_domain(load_registry(), domain, DagsterInstance.get(), tags, summary)
+        # The registry the code location was built from, so the ports counted are the ports it runs.
+        run_domain(mesh_registry(), domain, DagsterInstance.get(), tags, summary)
     except Exception as exc:  # a broken domain never stops the others
         summary.failed_domains[domain] = f"{type(exc).__name__}: {exc}"
     summary.seconds = time.perf_counter() - started

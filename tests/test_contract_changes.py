@@ -12,7 +12,6 @@ from platform_resources.governance.contract_changes import (
     is_type_widening,
     major_bumped,
     manifest_at_revision,
-    version_of,
 )
 from platform_resources.manifest import Manifest
 
@@ -145,8 +144,6 @@ def test_narrowings(old, new):
 # --- versions --------------------------------------------------------------------------------------
 
 
-def test_version_of_is_the_product_version():
-    assert version_of(product(BASE, version="2.3.4")) == "2.3.4"
 
 
 @pytest.mark.parametrize("old, new, bumped", [
@@ -195,11 +192,11 @@ def test_manifest_at_revision_reads_the_committed_version(repo):
     first = commit(repo, relative, yaml.safe_dump(product_dict(BASE, version="1.0.0")), "first")
     commit(repo, relative, yaml.safe_dump(product_dict(BASE[:2], version="2.0.0")), "second")
     old = manifest_at_revision(repo, repo / relative, first)
-    assert old is not None and version_of(old) == "1.0.0"
+    assert old is not None and old.version == "1.0.0"
     assert [c.name for c in old.output_ports[0].contract.columns] == ["id", "amount", "phone"]
     # A relative path is relative to repo_root; HEAD~1 is the same commit as first.
     assert manifest_at_revision(repo, Path(relative), "HEAD~1").model_dump() == old.model_dump()
-    assert version_of(manifest_at_revision(repo, Path(relative), "HEAD")) == "2.0.0"
+    assert manifest_at_revision(repo, Path(relative), "HEAD").version == "2.0.0"
 
 
 def test_manifest_at_revision_is_none_when_the_file_did_not_exist(repo):

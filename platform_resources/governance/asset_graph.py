@@ -89,6 +89,6 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
                 yield Violation(f"asset {name} reads {port_id}, which is internal to domain '{owner}'",
                                 ("input_ports", declared[port_id][0]))
             elif declared[port_id][1].access_request is None or \
-                    not any(a.consumer == ctx.manifest.id for a in port.approved_access):
+                    not port.approves(ctx.manifest.id):
                 yield Violation(f"asset {name} reads restricted {port_id} without an approved access request; add an "
                                 f"access_request and ask the owner for approved_access", ("input_ports", declared[port_id][0]))

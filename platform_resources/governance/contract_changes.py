@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_resources.manifest import Column, Contract, Manifest, ManifestErrors, load_manifest
+from platform_resources.manifest import SEMVER, Column, Contract, Manifest, ManifestErrors, load_manifest
 
 
 @dataclass(frozen=True)
@@ -113,24 +113,15 @@ def _decimal(contract_type: str) -> tuple[int, int] | None:
 
 # --- versions --------------------------------------------------------------------------------------
 
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$")
-
-
-def version_of(manifest: Manifest) -> str:
-    """The version a contract change must bump: the product's semver (ports' contract.version is informational)."""
-    return manifest.version
-
-
 def major_bumped(old_version: str, new_version: str) -> bool:
     """True when new's MAJOR is greater than old's; pre-release suffixes are ignored."""
     return _major(new_version) > _major(old_version)
 
 
 def _major(version: str) -> int:
-    match = _SEMVER.match(version.strip())
-    if not match:
+    if not SEMVER.match(version.strip()):
         raise ValueError(f"'{version}' is not a semantic version; write MAJOR.MINOR.PATCH, like 1.0.0")
-    return int(match[1])
+    return int(version.strip().split(".")[0])
 
 
 # --- git -------------------------------------------------------------------------------------------

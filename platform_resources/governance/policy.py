@@ -80,6 +80,10 @@ class Finding:
     def blocking(self) -> bool:
         return self.severity == "error" and not self.waived
 
+    @property
+    def open_warning(self) -> bool:
+        return self.severity == "warning" and not self.waived
+
     def as_text(self) -> str:
         waived = f" (waived until {self.waived_until}: {self.waived_reason})" if self.waived else ""
         return f"{self.file}:{self.line}: {self.severity} {self.policy} {self.title}: {self.message}{waived}"

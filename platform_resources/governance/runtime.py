@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema
+from platform_resources.governance.local_policies import as_policy
 from platform_resources.governance.policy import GLOBAL, Policy
 from platform_resources.manifest import LocalPolicy, Manifest, OutputPort
 
@@ -62,16 +63,12 @@ def checks_of(manifest: Manifest, port: OutputPort) -> list[RuntimeCheck]:
               RuntimeCheck("not_null_columns", NOT_NULL), RuntimeCheck("row_count", NOT_EMPTY)]
     if any(c.masking for c in port.contract.columns):
         checks.append(RuntimeCheck("masking", MASKED))
-    checks += [RuntimeCheck(local_check_name(p), _local(p)) for p in _local_runtime(manifest, port)]
+    checks += [RuntimeCheck(local_check_name(p), as_policy(p)) for p in _local_runtime(manifest, port)]
     return checks
 
 
 def local_check_name(local: LocalPolicy) -> str:
     return "policy_" + local.id.lower().replace("-", "_")
-
-
-def _local(local: LocalPolicy) -> Policy:
-    return Policy(local.id, local.title, local.rationale, local.severity, "runtime", scope="local")
 
 
 def _local_runtime(manifest: Manifest, port: OutputPort) -> list[LocalPolicy]:

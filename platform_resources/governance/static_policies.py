@@ -128,13 +128,12 @@ def no_pii_on_public_ports(ctx: ProductContext, params: dict[str, Any]) -> Itera
                             "or make this port restricted (a hashed identifier is still personal data)", ("output_ports", i, "visibility"))
 
 
-def _approved(ctx: ProductContext, port_id: str, input_port) -> list[str]:
+def _approved(ctx: ProductContext, input_port, producer, port) -> list[str]:
     """What is missing for this product to read a restricted port of another domain (empty: nothing)."""
-    producer, port = ctx.registry.port(port_id)
     missing = []
     if input_port.access_request is None:
         missing.append(f"add 'access_request: {{reason: ...}}' to input port {input_port.name}")
-    if not any(a.consumer == ctx.manifest.id for a in port.approved_access):
+    if not port.approves(ctx.manifest.id):
         missing.append(f"ask {producer.owner.label} to add {ctx.manifest.id} to approved_access of port {port.name}")
     return missing
 
@@ -142,12 +141,12 @@ def _approved(ctx: ProductContext, port_id: str, input_port) -> list[str]:
 def _cross_domain_reads(ctx: ProductContext) -> Iterator[tuple[int, Any, Any, Any]]:
     """(index, input port, producer manifest, producer port) of every input port reading another domain."""
     for i, input_port in enumerate(ctx.manifest.input_ports):
-        if not input_port.source or input_port.source.rsplit(".", 1)[0] not in ctx.registry.products:
-            continue  # unresolvable inputs are MESH-REG-001 findings
+        if not input_port.source:
+            continue
         try:
             producer, port = ctx.registry.port(input_port.source)
         except LookupError:
-            continue
+            continue  # unresolvable inputs are MESH-REG-001 findings
         if ctx.registry.location_of(producer.id) != ctx.location:
             yield i, input_port, producer, port
 
@@ -155,9 +154,9 @@ def _cross_domain_reads(ctx: ProductContext) -> Iterator[tuple[int, Any, Any, An
 @policy("MESH-PII-002", "Personal data only with approved access",
         "Personal data is shared for a stated purpose, approved by its owner.", "error")
 def pii_needs_approved_access(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    for i, input_port, _producer, port in _cross_domain_reads(ctx):
+    for i, input_port, producer, port in _cross_domain_reads(ctx):
         if port.visibility == "restricted" and _holds_pii(port):
-            missing = _approved(ctx, input_port.source, input_port)
+            missing = _approved(ctx, input_port, producer, port)
             if missing:
                 yield Violation(f"input port {input_port.name} reads personal data from {input_port.source} without "
                                 f"an approved access request; {' and '.join(missing)}", ("input_ports", i))
@@ -172,7 +171,7 @@ def inputs_are_approved(ctx: ProductContext, params: dict[str, Any]) -> Iterator
                             f"'{producer.domain}'; read one of its public ports, or ask {producer.owner.label} for a "
                             "restricted port with approved access", ("input_ports", i))
         elif port.visibility == "restricted" and not _holds_pii(port):  # pii ports: MESH-PII-002
-            missing = _approved(ctx, input_port.source, input_port)
+            missing = _approved(ctx, input_port, producer, port)
             if missing:
                 yield Violation(f"input port {input_port.name} reads restricted {input_port.source} without an "
                                 f"approved access request; {' and '.join(missing)}", ("input_ports", i))
@@ -237,12 +236,12 @@ def inputs_avoid_deprecated(ctx: ProductContext, params: dict[str, Any]) -> Iter
 @policy("MESH-VER-001", "Breaking contract changes bump the major version",
         "Consumers trust that a minor or patch release does not break them.", "error")
 def breaking_changes_bump_major(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    from platform_resources.governance.contract_changes import breaking_changes, major_bumped, version_of
+    from platform_resources.governance.contract_changes import breaking_changes, major_bumped
 
     if ctx.base is None:
         return
     changes = breaking_changes(ctx.base, ctx.manifest)
-    old, new = version_of(ctx.base), version_of(ctx.manifest)
+    old, new = ctx.base.version, ctx.manifest.version  # the product's semver; a port's contract.version is informational
     if changes and not major_bumped(old, new):
         listed = "; ".join(f"{c.port}: {c.change}" for c in changes)
         yield Violation(f"breaking contract changes since the base revision ({listed}) but the version went from "

@@ -11,7 +11,7 @@ from platform_resources.governance.asset_graph import graph_of_definitions
 from platform_resources.governance.context import AssetGraph
 from platform_resources.governance.contract_changes import manifest_at_revision
 from platform_resources.governance.engine import PolicyReport, evaluate
-from platform_resources.governance.policy import GLOBAL
+from platform_resources.governance.policy import GLOBAL, Finding
 from platform_resources.manifest import Manifest
 from platform_resources.registry import Registry, load_registry
 
@@ -47,19 +47,23 @@ def validate(registry: Registry, base: str | None = None, load_locations: bool =
     return report, failures
 
 
+def _groups(findings: list[Finding]) -> dict[str, list[Finding]]:
+    """A domain's findings as the report shows them: errors, open warnings, waived."""
+    return {"errors": [f for f in findings if f.blocking], "warnings": [f for f in findings if f.open_warning],
+            "waived": [f for f in findings if f.waived]}
+
+
 def format_text(report: PolicyReport, failures: dict[str, str], registry: Registry) -> str:
     lines = []
     grouped = report.by_domain()
     for domain in registry.domains:
-        findings = grouped.get(domain, [])
-        errors = [f for f in findings if f.blocking]
-        warnings = [f for f in findings if f.severity == "warning" and not f.waived]
-        waived = [f for f in findings if f.waived]
+        groups = _groups(grouped.get(domain, []))
+        errors, warnings, waived = groups["errors"], groups["warnings"], groups["waived"]
         products = len(registry.products_of(domain))
         lines.append(f"{domain}: {products} products, {len(errors)} errors, {len(warnings)} warnings, {len(waived)} waived")
         if domain in failures:
             lines.append(f"  code location failed to load: {failures[domain]}")
-        for title, group in (("errors", errors), ("warnings", warnings), ("waived", waived)):
+        for title, group in groups.items():
             if group:
                 lines.append(f"  {title}:")
                 lines += [f"    {f.as_text()}" for f in group]
@@ -70,7 +74,7 @@ def format_text(report: PolicyReport, failures: dict[str, str], registry: Regist
     lines.append("")
     total_errors = len(report.errors) + len(failures)
     lines.append(f"{len(registry.products)} products checked against {len(GLOBAL.static())} global static policies: "
-                 f"{total_errors} errors, {sum(f.severity == 'warning' and not f.waived for f in report.findings)} warnings"
+                 f"{total_errors} errors, {sum(f.open_warning for f in report.findings)} warnings"
                  f", {sum(f.waived for f in report.findings)} waived")
     return "\n".join(lines)
 
@@ -79,9 +83,7 @@ def format_json(report: PolicyReport, failures: dict[str, str], registry: Regist
     grouped = report.by_domain()
     return json.dumps({
         "domains": {domain: {
-            "errors": [f.as_dict() for f in grouped.get(domain, []) if f.blocking],
-            "warnings": [f.as_dict() for f in grouped.get(domain, []) if f.severity == "warning" and not f.waived],
-            "waived": [f.as_dict() for f in grouped.get(domain, []) if f.waived],
+            **{title: [f.as_dict() for f in group] for title, group in _groups(grouped.get(domain, [])).items()},
             "location_error": failures.get(domain),
         } for domain in registry.domains},
         "blocked": report.blocked,

@@ -10,7 +10,8 @@ from workspaces import make_workspace, product
 
 from platform_resources import access_log, metrics, ports
 from platform_resources.governance.engine import evaluate
-from platform_resources.governance.report import build_report, to_html, to_markdown
+from platform_resources.governance.policy import GLOBAL
+from platform_resources.governance.report import NOT_RUN_BECAUSE, build_report, to_html, to_markdown
 from platform_resources.registry import load_registry
 from platform_resources.slo import SloResult, as_record
 
@@ -129,11 +130,14 @@ def test_html_is_escaped_and_self_contained(data):
 
 def test_sample_mesh_is_all_compliant(fresh_home):
     registry = load_registry()
-    data = build_report(registry, evaluate(registry), date.today(), not_run={"MESH-ACC-002": "manifests only"})
+    data = build_report(registry, evaluate(registry), date.today())  # no asset graphs, no base revision
     assert data["totals"] == {"domains": 6, "products": 13, "compliant": 13, "warnings": 0, "blocked": 0}
     products = [p for d in data["domains"].values() for p in d["products"].values()]
-    assert all(p["not_run"] == [{"id": "MESH-ACC-002", "title": p["not_run"][0]["title"], "reason": "manifests only"}]
-               for p in products)
+    assert all(p["not_run"] == [
+        {"id": "MESH-ACC-002", "title": GLOBAL["MESH-ACC-002"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
+        {"id": "MESH-VER-001", "title": GLOBAL["MESH-VER-001"].title, "reason": NOT_RUN_BECAUSE["base"]}]
+        for p in products)
+    assert not any(passed["id"] in ("MESH-ACC-002", "MESH-VER-001") for p in products for passed in p["passed"])
     assert all(port["last_publish"] is None for p in products for port in p["ports"].values())
     assert to_markdown(data).count("never published") == sum(len(p["ports"]) for p in products)
 

@@ -47,11 +47,9 @@ def _port_keys(ctx: ProductContext) -> set[AssetKey]:
 
 
 @policy("MESH-ACC-002", "The code location reads only what its products may read",
-        "Access rules hold for the code that runs, not only for the manifests.", "error")
+        "Access rules hold for the code that runs, not only for the manifests.", "error", needs="asset_graph")
 def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
     graph = ctx.asset_graph
-    if graph is None:
-        return  # the code location was not loaded (a registry-only check)
     location = ctx.location
     ports = _port_keys(ctx)
     # This product's assets, plus assets that feed no product at all: nobody else answers for those.

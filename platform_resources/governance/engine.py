@@ -32,6 +32,7 @@ class PolicyReport:
     findings: list[Finding] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)  # product id -> why it may not publish
     evaluated: dict[str, list[Policy]] = field(default_factory=dict)  # product id -> policies that ran on it
+    not_run: dict[str, list[Policy]] = field(default_factory=dict)  # product id -> policies lacking what they need
 
     def for_product(self, product_id: str) -> list[Finding]:
         return [f for f in self.findings if f.product == product_id]
@@ -99,6 +100,9 @@ def _product_findings(ctx: ProductContext, catalog: Catalog, report: PolicyRepor
     found: list[tuple[Policy, str, Violation]] = []
     for policy in policies:
         if policy.check is None:
+            continue
+        if policy.needs and getattr(ctx, policy.needs) is None:
+            report.not_run.setdefault(manifest.id, []).append(policy)
             continue
         severity = settings.severities.get(policy.id, policy.severity)
         for violation in policy.check(ctx, settings.params.get(policy.id, {})):

@@ -14,6 +14,7 @@ Severity = Literal["warning", "error"]
 Phase = Literal["static", "runtime"]
 Scope = Literal["global", "local"]
 Stricter = Literal["higher", "lower", "superset"]
+Needs = Literal["asset_graph", "base"]  # a ProductContext field a policy cannot run without
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Policy:
     scope: Scope = "global"
     parameters: tuple[Parameter, ...] = ()
     check: StaticCheck | None = None  # static policies; runtime ones run as Dagster asset checks at publish
+    needs: Needs | None = None  # without it the engine records the policy as not run, rather than passed
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -120,12 +122,12 @@ class Catalog:
 GLOBAL = Catalog()
 
 
-def policy(id: str, title: str, rationale: str, severity: Severity, parameters: tuple[Parameter, ...] = ()
-           ) -> Callable[[StaticCheck], StaticCheck]:
+def policy(id: str, title: str, rationale: str, severity: Severity, parameters: tuple[Parameter, ...] = (),
+           needs: Needs | None = None) -> Callable[[StaticCheck], StaticCheck]:
     """Declare a global static policy: the decorated function yields its violations for one product."""
 
     def register(check: StaticCheck) -> StaticCheck:
-        GLOBAL.add(Policy(id, title, rationale, severity, "static", parameters=parameters, check=check))
+        GLOBAL.add(Policy(id, title, rationale, severity, "static", parameters=parameters, check=check, needs=needs))
         return check
 
     return register

@@ -23,28 +23,30 @@ if TYPE_CHECKING:
 COMPLIANCE = ("compliant", "warnings", "blocked")  # best to worst
 COMPLIANCE_LABEL = {"compliant": "compliant", "warnings": "with warnings", "blocked": "blocked"}
 FORMATS = {"markdown": "md", "html": "html"}
-# Static policies that only run with more input than the manifests (the engine silently yields nothing without it).
-ASSET_GRAPH_POLICY = "MESH-ACC-002"
-CONTRACT_CHANGE_POLICY = "MESH-VER-001"
+# Why a policy did not run, by what it needs (Policy.needs); the engine lists it under PolicyReport.not_run.
+NOT_RUN_BECAUSE = {"base": "needs a base revision; run mesh validate --base <revision>",
+                   "asset_graph": "code locations not loaded: --manifests-only"}
 
 
 # --- data ------------------------------------------------------------------------------------------
 
 def build_report(registry: Registry, policy_report: PolicyReport, today: date, *,
-                 not_run: dict[str, str] | None = None, location_failures: dict[str, str] | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 location_failures: dict[str, str] | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The report as plain data: domain -> product -> policies and ports.
 
-    not_run: policy id -> why it did not run anywhere (so it is not counted as passed).
     location_failures: domain -> why its code location did not load (its asset-graph policy did not run).
     """
     now = now or datetime.now(UTC)
     location_failures = location_failures or {}
     domains: dict[str, dict[str, Any]] = {}
+    not_run: dict[str, str] = {}  # policy id -> why, over the whole mesh
     for domain in registry.domains:
-        skipped = dict(not_run or {})
+        reasons = dict(NOT_RUN_BECAUSE)
         if domain in location_failures:
-            skipped[ASSET_GRAPH_POLICY] = f"the code location failed to load: {location_failures[domain]}"
+            reasons["asset_graph"] = f"the code location failed to load: {location_failures[domain]}"
+        skipped = {p.id: reasons[p.needs] for m in registry.products_of(domain)
+                   for p in policy_report.not_run.get(m.id, [])}
+        not_run.update({pid: why for pid, why in skipped.items() if domain not in location_failures})
         products = {m.id: _product(registry, policy_report, m, skipped, now) for m in registry.products_of(domain)}
         domains[domain] = {"name": domain, "location_error": location_failures.get(domain), "products": products}
     for product_id, domain in _unloaded(registry, policy_report).items():
@@ -56,7 +58,7 @@ def build_report(registry: Registry, policy_report: PolicyReport, today: date, *
         "generated": today.isoformat(),
         "generated_at": now.isoformat(timespec="seconds"),
         "workspace": str(registry.workspace),
-        "not_run": dict(not_run or {}),
+        "not_run": not_run,
         "totals": {"domains": len(domains), **_counts(p for d in domains.values() for p in d["products"].values())},
         "domains": domains,
     }
@@ -75,8 +77,9 @@ def _relative(registry: Registry, file: str | Path) -> str:
         return str(file)
 
 
-def _where(registry: Registry, finding: Finding) -> str:
-    return f"{_relative(registry, finding.file)}:{finding.line}"
+def _row(registry: Registry, finding: Finding) -> dict[str, Any]:
+    return {"policy": finding.policy, "title": finding.title, "severity": finding.severity, "message": finding.message,
+            "location": f"{_relative(registry, finding.file)}:{finding.line}"}
 
 
 def _policies(registry: Registry, policy_report: PolicyReport, product_id: str,
@@ -92,11 +95,9 @@ def _policies(registry: Registry, policy_report: PolicyReport, product_id: str,
             not_run.append({"id": policy.id, "title": policy.title, "reason": skipped[policy.id]})
         elif policy.id not in found:
             passed.append({"id": policy.id, "title": policy.title})
-    failed = [{"policy": f.policy, "title": f.title, "severity": f.severity, "message": f.message,
-               "location": _where(registry, f)} for f in findings if not f.waived]
-    waived = [{"policy": f.policy, "title": f.title, "severity": f.severity, "message": f.message,
-               "reason": f.waived_reason, "until": f.waived_until.isoformat() if f.waived_until else None,
-               "location": _where(registry, f)} for f in findings if f.waived]
+    failed = [_row(registry, f) for f in findings if not f.waived]
+    waived = [{**_row(registry, f), "reason": f.waived_reason,
+               "until": f.waived_until.isoformat() if f.waived_until else None} for f in findings if f.waived]
     return {"compliance": policy_report.status(product_id),
             "blocked_reason": policy_report.blocked.get(product_id),
             "passed": passed, "failed": failed, "waived": waived, "not_run": not_run}
@@ -123,8 +124,7 @@ def _unloaded_product(registry: Registry, policy_report: PolicyReport, product_i
             "compliance": "blocked",
             "blocked_reason": policy_report.blocked.get(product_id) or "the manifest could not be loaded",
             "passed": [], "not_run": [],
-            "failed": [{"policy": f.policy, "title": f.title, "severity": f.severity, "message": f.message,
-                        "location": _where(registry, f)} for f in findings if not f.waived],
+            "failed": [_row(registry, f) for f in findings if not f.waived],
             "waived": [], "ports": {}}
 
 
@@ -390,10 +390,7 @@ def _report(args: argparse.Namespace) -> int:
     registry = load_registry()
     today = date.today()
     policy_report, failures = validate(registry, load_locations=not args.manifests_only, today=today)
-    not_run = {CONTRACT_CHANGE_POLICY: "needs a base revision; run mesh validate --base <revision>"}
-    if args.manifests_only:
-        not_run[ASSET_GRAPH_POLICY] = "code locations not loaded: --manifests-only"
-    data = build_report(registry, policy_report, today, not_run=not_run, location_failures=failures)
+    data = build_report(registry, policy_report, today, location_failures=failures)
     kind = _format(args)
     path = Path(args.output or mesh_home() / f"compliance-report.{FORMATS[kind]}")
     path.parent.mkdir(parents=True, exist_ok=True)

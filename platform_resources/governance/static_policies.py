@@ -234,12 +234,10 @@ def inputs_avoid_deprecated(ctx: ProductContext, params: dict[str, Any]) -> Iter
 
 
 @policy("MESH-VER-001", "Breaking contract changes bump the major version",
-        "Consumers trust that a minor or patch release does not break them.", "error")
+        "Consumers trust that a minor or patch release does not break them.", "error", needs="base")
 def breaking_changes_bump_major(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
     from platform_resources.governance.contract_changes import breaking_changes, major_bumped
 
-    if ctx.base is None:
-        return
     changes = breaking_changes(ctx.base, ctx.manifest)
     old, new = ctx.base.version, ctx.manifest.version  # the product's semver; a port's contract.version is informational
     if changes and not major_bumped(old, new):

@@ -1,13 +1,13 @@
 """Governance end to end: an error finding in one product blocks it and its consumers, and nothing else."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
+from workspaces import copy_sample_mesh
 
 from platform_resources import access_log, ports
 from platform_resources.build import build_domain
@@ -15,7 +15,6 @@ from platform_resources.governance.engine import evaluate
 from platform_resources.registry import load_registry
 from platform_resources.runner import format_summary, run_mesh
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BLOCKED = {  # supply.suppliers gets an unknown owner team; finance reads it in two products
     "supply.suppliers.suppliers": "MESH-OWN-001",
     "supply.suppliers.supplier_contacts": "MESH-OWN-001",
@@ -27,12 +26,10 @@ BLOCKED = {  # supply.suppliers gets an unknown owner team; finance reads it in 
 @pytest.fixture
 def workspace_with_unknown_owner(tmp_path, monkeypatch, fresh_home) -> Path:
     """The sample mesh's manifests, with supply.suppliers owned by a team governance does not know."""
-    for folder in ("mesh_code_locations", "governance"):
-        shutil.copytree(REPO_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    workspace = copy_sample_mesh(tmp_path)
     manifest = tmp_path / "mesh_code_locations/supply/products/suppliers.yaml"
     manifest.write_text(manifest.read_text().replace("team: supply", "team: procurement"))
-    monkeypatch.setenv("MESH_WORKSPACE", str(tmp_path / "workspace.yaml"))
+    monkeypatch.setenv("MESH_WORKSPACE", str(workspace))
     return manifest
 
 
@@ -88,9 +85,7 @@ def test_mesh_validate_reports_the_finding_with_file_and_line_and_fails(workspac
 def test_a_dbt_model_reading_a_restricted_port_for_a_product_without_access_is_caught_on_the_asset_graph(
         tmp_path, prepared_dbt):
     """The manifests alone look fine: pricing_summary holds the approved request, but returned_items' model reads it."""
-    for folder in ("mesh_code_locations", "governance"):
-        shutil.copytree(REPO_ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
+    workspace = copy_sample_mesh(tmp_path)
     products = tmp_path / "mesh_code_locations"
     returned = products / "finance/products/returned_items.yaml"
     request = ('  - name: customer_contacts\n    from: crm.customers.customer_contacts\n'
@@ -100,7 +95,7 @@ def test_a_dbt_model_reading_a_restricted_port_for_a_product_without_access_is_c
     pricing.write_text(pricing.read_text().replace("input_ports:\n", "input_ports:\n" + request))
     crm = products / "crm/products/customers.yaml"
     crm.write_text(crm.read_text().replace("consumer: finance.returned_items", "consumer: finance.pricing_summary"))
-    registry = load_registry(tmp_path / "workspace.yaml")
+    registry = load_registry(workspace)
     assert not [f for f in evaluate(registry).findings if f.product == "finance.returned_items"]  # manifests only
     graph = build_domain("finance", registry=registry).resolve_asset_graph()
     node = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))

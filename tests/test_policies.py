@@ -27,11 +27,8 @@ PRODUCT_OF = {SHOP: "shop.orders", BI: "bi.revenue"}
 # --- mesh helpers -------------------------------------------------------------------------------------------
 
 def clean(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
-    """A product no policy objects to: `product()` plus the freshness SLO public ports need."""
-    manifest = product(product_id, inputs, ports)
-    for port in manifest["output_ports"]:
-        port["freshness"] = {"max_age": "26h"}
-    return manifest
+    """A product no policy objects to."""
+    return product(product_id, inputs, ports, fresh=True)
 
 
 def clean_mesh() -> dict[str, dict]:

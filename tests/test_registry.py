@@ -1,15 +1,11 @@
 """Registry: loads every domain of a workspace, resolves input ports, and isolates broken manifests."""
 
-import shutil
-from pathlib import Path
 
 import pytest
 from dagster import AssetKey
-from workspaces import make_workspace, product
+from workspaces import copy_sample_mesh, make_workspace, product
 
 from platform_resources.registry import RegistryError, load_registry
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_resolves_ports_consumers_and_domain_order(tmp_path):
@@ -107,11 +103,9 @@ def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepar
     """The sample mesh with crm's manifest broken: finance and geography still build their Definitions."""
     from platform_resources.build import build_domain
 
-    shutil.copytree(REPO_ROOT / "mesh_code_locations", tmp_path / "mesh_code_locations")
+    workspace = copy_sample_mesh(tmp_path)
     (tmp_path / "mesh_code_locations/crm/products/customers.yaml").write_text("id: crm.customers\nowner: [\n")
-    shutil.copy(REPO_ROOT / "workspace.yaml", tmp_path / "workspace.yaml")
-    shutil.copytree(REPO_ROOT / "governance", tmp_path / "governance")
-    registry = load_registry(tmp_path / "workspace.yaml")
+    registry = load_registry(workspace)
 
     geography = build_domain("geography", registry=registry)
     assert geography.resolve_asset_graph().get(AssetKey(["geography", "nations", "nations"]))

@@ -18,18 +18,11 @@ from platform_resources.slo import SloResult, as_record
 TODAY = date(2030, 1, 1)
 
 
-def _fresh(manifest: dict) -> dict:
-    """Every port declares freshness, so MESH-SLO-001 has nothing to say."""
-    for port in manifest["output_ports"]:
-        port["freshness"] = {"max_age": "26h"}
-    return manifest
-
-
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    orders = _fresh(product("shop.orders", ports=("orders", "lines")))
+    orders = product("shop.orders", ports=("orders", "lines"), fresh=True)
     del orders["output_ports"][0]["contract"]["columns"][0]["classification"]  # MESH-CLS-001, an error
-    catalog = _fresh(product("shop.catalog"))
+    catalog = product("shop.catalog", fresh=True)
     catalog["description"] = ""  # MESH-DOC-001, a warning: waived until after TODAY
     catalog["governance"] = {"waivers": [{"policy": "MESH-DOC-001", "reason": "docs <next> sprint",
                                           "expires": "2030-02-01"}]}
@@ -37,7 +30,7 @@ def workspace(tmp_path: Path) -> Path:
         "shop/orders.yaml": orders,
         "shop/catalog.yaml": catalog,
         "geo/nations.yaml": product("geo.nations"),  # a public port without freshness: an unwaived warning
-        "bi/revenue.yaml": _fresh(product("bi.revenue", inputs=["shop.orders.lines", "geo.nations.main"])),
+        "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.lines", "geo.nations.main"], fresh=True),
     })
     (tmp_path / "governance").mkdir()
     (tmp_path / "governance" / "teams.yaml").write_text(yaml.safe_dump({"teams": [

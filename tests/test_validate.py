@@ -16,9 +16,8 @@ def git(root, *args):
 
 
 def shop_orders(version: str, columns: list[str]) -> dict:
-    manifest = product("shop.orders")
+    manifest = product("shop.orders", fresh=True)
     manifest["version"] = version
-    manifest["output_ports"][0]["freshness"] = {"max_age": "26h"}
     manifest["output_ports"][0]["contract"]["columns"] += [
         {"name": name, "type": "varchar", "description": f"The {name}.", "classification": "internal"}
         for name in columns]

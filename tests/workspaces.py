@@ -1,13 +1,25 @@
 """Temporary workspaces of manifests for registry, policy and report tests (imported as `workspaces`)."""
 
+import shutil
 from pathlib import Path
 
 import yaml
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
-def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
-    """A minimal manifest that loads and passes every policy but MESH-SLO-001 (no freshness)."""
+
+def copy_sample_mesh(root: Path) -> Path:
+    """The repository's workspace, manifests and governance folder under `root`, to change; its workspace.yaml."""
+    for folder in ("mesh_code_locations", "governance"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
+    return root / "workspace.yaml"
+
+
+def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",), fresh: bool = False) -> dict:
+    """A minimal manifest that loads and passes every policy, but MESH-SLO-001 unless `fresh` (26h freshness)."""
     domain = product_id.split(".")[0]
+    freshness = {"freshness": {"max_age": "26h"}} if fresh else {}
     return {
         "id": product_id, "name": product_id, "description": f"The {product_id} product.",
         "owner": {"team": domain, "email": f"{domain}@example.com"},
@@ -15,7 +27,7 @@ def product(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("
         "input_ports": [{"name": f"in_{i}", "from": source} for i, source in enumerate(inputs)]
         or [{"name": "system", "operational": f"{domain}_db.things"}],
         "output_ports": [{
-            "name": port, "description": "A port.", "visibility": "public", "actual_time": "snapshot",
+            "name": port, "description": "A port.", "visibility": "public", "actual_time": "snapshot", **freshness,
             "contract": {"primary_key": ["id"], "columns": [
                 {"name": "id", "type": "bigint", "description": "Key.", "classification": "public"}]},
         } for port in ports],

@@ -19,6 +19,7 @@ from platform_resources.home import REPO_ROOT
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Manifest, OutputPort
+    from platform_resources.ports import PortVersion
     from platform_resources.registry import Registry
 
 SCHEMA_VERSION = "1.0.0"
@@ -51,7 +52,7 @@ def polyseme_keys(registry: Registry) -> dict[str, dict]:
     return found
 
 
-def _polysemes(registry: Registry, manifest: Manifest, known: dict[str, dict]) -> list[dict]:
+def _polysemes(manifest: Manifest, known: dict[str, dict]) -> list[dict]:
     """The polysemes a product carries: by its own tag, or by serving a polyseme's key column."""
     columns = {c.name for p in manifest.output_ports for c in p.contract.columns}
     result = []
@@ -66,14 +67,12 @@ def _polysemes(registry: Registry, manifest: Manifest, known: dict[str, dict]) -
 
 # --- observed state of a port ----------------------------------------------------------------------
 
-def _last_processing_time(port_id: str) -> datetime | None:
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
+def last_version(port_id: str) -> PortVersion | None:
     from platform_resources import ports
 
     try:
-        return ports.resolve_version(port_id).processing_time
-    except (LookupError, NoSuchTableError, NoSuchNamespaceError):
+        return ports.resolve_version(port_id)
+    except LookupError:
         return None
 
 
@@ -105,7 +104,12 @@ def worst_status(statuses: list[str]) -> str:
 
 
 def port_observations(port_id: str, port: OutputPort, now: datetime | None = None) -> dict:
-    """What the mesh observed of a port: last processing time, latest metrics and the SLO status.
+    """What the mesh observed of a port: last processing time, latest metrics and the SLO status."""
+    return observe(port_id, port, last_version(port_id), now)
+
+
+def observe(port_id: str, port: OutputPort, version: PortVersion | None, now: datetime | None = None) -> dict:
+    """port_observations, for a caller that already resolved the version served (None: never published).
 
     The SLO results are those recorded at the latest publish (timeliness, completeness, volume) plus
     freshness evaluated now, the way Dagster's FreshnessPolicy judges it. A port never published and
@@ -113,10 +117,9 @@ def port_observations(port_id: str, port: OutputPort, now: datetime | None = Non
     from platform_resources import metrics
 
     now = now or datetime.now(timezone.utc)
-    served = _last_processing_time(port_id)
+    served = version.processing_time if version else None
     record = metrics.latest(port_id)
-    record = record if isinstance(record, dict) else None
-    results = [_slo_result(r, "publish") for r in (record or {}).get("slos") or [] if isinstance(r, dict)]
+    results = [_slo_result(r, "publish") for r in (record or {}).get("slos") or []]
     if served is not None and port.freshness is not None:
         fresh = _freshness(port, served, now)
         if fresh is not None:
@@ -132,10 +135,8 @@ def port_observations(port_id: str, port: OutputPort, now: datetime | None = Non
 
 
 def _freshness(port: OutputPort, served: datetime, now: datetime) -> dict | None:
-    try:
-        from platform_resources.slo import freshness_status
-    except ImportError:  # an older platform without live freshness
-        return None
+    from platform_resources.slo import freshness_status
+
     result = freshness_status(port, served, now)
     return vars(result) if result is not None else None
 
@@ -228,7 +229,7 @@ def discovery_document(registry: Registry, product_id: str, *, now: datetime | N
         "version": manifest.version,
         "tags": list(manifest.tags),
         "domain": manifest.domain,
-        "polysemes": _polysemes(registry, manifest, known_polysemes),
+        "polysemes": _polysemes(manifest, known_polysemes),
         "input_ports": [{"name": p.name, "from": p.source, "operational": p.operational,
                          "access_request": p.access_request.reason if p.access_request else None}
                         for p in manifest.input_ports],
@@ -264,7 +265,7 @@ def search(registry: Registry, query: str | None = None, domain: str | None = No
     matches = []
     for product_id in sorted(registry.products):
         manifest = registry.products[product_id]
-        polysemes = _polysemes(registry, manifest, known)
+        polysemes = _polysemes(manifest, known)
         if domain and manifest.domain.lower() != domain.lower():
             continue
         if owner and owner.lower() not in ((manifest.owner.team or "").lower(), (manifest.owner.email or "").lower()):

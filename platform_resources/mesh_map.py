@@ -311,7 +311,7 @@ def render_map(registry: Registry, now: datetime | None = None) -> str:
         parts.append(body)
     for broken_id, box in layout.broken.items():
         errors = registry.broken[broken_id]
-        first = errors.errors[0] if getattr(errors, "errors", None) else errors
+        first = errors.errors[0]
         parts.append(f'<div class="broken" style="{_style(box)}" title="{_e(errors)}"><div class="title">'
                      f'<span class="badge policy-errors">\u2717 broken manifest</span> <span class="pid">{_e(broken_id)}</span>'
                      f'</div><div class="line">{_e(first)}</div></div>')

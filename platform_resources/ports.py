@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.utils.config import Config
 
@@ -82,45 +82,44 @@ def default_location(port_id: str) -> str | None:
 def _load_table(port_id: str) -> Table:
     try:
         return catalog().load_table(table_identifier(port_id))
-    except NoSuchTableError:
+    except (NoSuchTableError, NoSuchNamespaceError):  # the domain's namespace comes with its first publish
         raise PortNotPublishedError(f"port {port_id} has not been published yet; materialize it first "
                                     f"(mesh run --domain {port_id.split('.')[0]})") from None
 
 
 def versions(port_id: str) -> list[PortVersion]:
     """Every retained publish of the port, oldest first (one entry per processing time)."""
-    table = _load_table(port_id)
+    return _versions_of(_load_table(port_id))
+
+
+def _versions_of(table: Table) -> list[PortVersion]:
+    snapshots = {s.snapshot_id: s for s in table.metadata.snapshots}
     by_time: dict[str, int] = {}
     for entry in table.metadata.snapshot_log:  # commit order
-        snapshot = table.snapshot_by_id(entry.snapshot_id)
+        snapshot = snapshots.get(entry.snapshot_id)
         stamp = snapshot.summary.additional_properties.get(PROCESSING_TIME_PROPERTY) if snapshot else None
         if stamp:
             by_time[stamp] = snapshot.snapshot_id  # the last snapshot of a publish is what it served
     return sorted((PortVersion(datetime.fromisoformat(t), s) for t, s in by_time.items()), key=lambda v: v.processing_time)
 
 
-def _published_versions(port_id: str) -> list[PortVersion]:
-    try:
-        return versions(port_id)
-    except PortNotPublishedError:
-        return []
-
-
 def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None) -> PublishResult:
     """Replace what the port serves with `data` in one atomic Iceberg commit, stamped with a new processing time:
     now, but strictly after the port's last processing time even if the clock stepped back."""
-    history = _published_versions(port_id)
+    stamp_type = pa.timestamp("us", tz="UTC")
+    schema = data.schema.append(pa.field(PROCESSING_TIME_COLUMN, stamp_type, nullable=False))
+    namespace, name = table_identifier(port_id)
+    try:
+        table = _load_table(port_id)
+    except PortNotPublishedError:
+        # Create only when missing: pyiceberg writes a metadata file before it finds that a table exists.
+        catalog().create_namespace_if_not_exists(namespace)
+        table = catalog().create_table_if_not_exists((namespace, name), schema=schema, properties={"mesh.port-id": port_id})
+    history = _versions_of(table)
     now = datetime.now(timezone.utc)
     processing_time = max(now, history[-1].processing_time + timedelta(microseconds=1)) if history else now
-    stamped = data.append_column(
-        pa.field(PROCESSING_TIME_COLUMN, pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.array([processing_time] * data.num_rows, pa.timestamp("us", tz="UTC")),
-    )
-    namespace, name = table_identifier(port_id)
-    cat = catalog()
-    cat.create_namespace_if_not_exists(namespace)
-    table = cat.create_table_if_not_exists((namespace, name), schema=stamped.schema,
-                                           properties={"mesh.port-id": port_id})
+    stamped = data.append_column(schema.field(PROCESSING_TIME_COLUMN),
+                                 pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
     with table.transaction() as tx, warnings.catch_warnings():
         # The first publish of a port overwrites an empty table; pyiceberg warns that nothing was deleted.
         warnings.filterwarnings("ignore", "Delete operation did not match any records")

@@ -26,26 +26,28 @@ class YamlWithLines:
         return 1
 
 
-_SCALARS = yaml.SafeLoader("")
-
-
-def _construct(node: yaml.Node, path: Location, lines: dict[Location, int]) -> Any:
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Location, lines: dict[Location, int]) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _SCALARS.construct_object(key_node, deep=True)
-            result[key] = _construct(value_node, (*path, key), lines)
+            key = loader.construct_object(key_node, deep=True)
+            result[key] = _construct(loader, value_node, (*path, key), lines)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node, deep=True)
+        return [_construct(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
 
 
 def load_yaml_with_lines(path: Path) -> YamlWithLines:
     """Parse `path`; yaml.YAMLError propagates with its own mark for the caller to report."""
-    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    lines: dict[Location, int] = {}
-    data = _construct(root, (), lines) if root is not None else None
+    # One loader per file: a loader remembers every node it constructed until it is disposed.
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+    try:
+        root = loader.get_single_node()
+        lines: dict[Location, int] = {}
+        data = _construct(loader, root, (), lines) if root is not None else None
+    finally:
+        loader.dispose()
     return YamlWithLines(data, lines)

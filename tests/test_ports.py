@@ -55,9 +55,15 @@ def test_reading_a_port_that_was_never_published_says_how_to_publish_it(fresh_ho
         ports.resolve_version(PORT)
 
 
-def test_processing_time_moves_forward_even_within_one_clock_tick(fresh_home):
+def test_processing_time_moves_forward_even_within_one_clock_tick(fresh_home, monkeypatch):
+    class StoppedClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(ports, "datetime", StoppedClock)
     stamps = [ports.publish(PORT, nations("A")).processing_time for _ in range(3)]
-    assert all(later > earlier for earlier, later in zip(stamps, stamps[1:]))
+    assert [later - earlier for earlier, later in zip(stamps, stamps[1:])] == [timedelta(microseconds=1)] * 2
 
 
 def test_restricted_port_without_approved_request_fails_before_any_data_is_read(fresh_home):

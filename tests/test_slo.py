@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 import yaml
+from dagster import FreshnessPolicy
 
 from platform_resources import metrics, slo
 from platform_resources.manifest import OutputPort
@@ -99,7 +100,8 @@ def test_metric_history_is_kept_per_processing_time(fresh_home):
 def test_freshness_is_a_dagster_freshness_policy():
     from platform_resources.manifest import Freshness
 
-    assert slo.freshness_policy(Freshness(max_age="26h")) is not None
+    assert slo.freshness_policy(Freshness(max_age="26h", warn_after="12h")) == FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=26), warn_window=timedelta(hours=12))
     assert slo.freshness_policy(Freshness(cron="0 6 * * *", cron_window="2h")) is not None
     with pytest.raises(ValueError, match="give exactly one"):
         Freshness(max_age="1h", cron="0 6 * * *")

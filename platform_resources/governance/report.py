@@ -18,6 +18,7 @@ from platform_resources.governance.policy import Finding
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Manifest, OutputPort
+    from platform_resources.ports import PortVersion
     from platform_resources.registry import Registry
 
 COMPLIANCE = ("compliant", "warnings", "blocked")  # best to worst
@@ -128,17 +129,12 @@ def _unloaded_product(registry: Registry, policy_report: PolicyReport, product_i
             "waived": [], "ports": {}}
 
 
-def _last_publish(port_id: str, observed: dict) -> dict[str, Any] | None:
-    from platform_resources import ports
-
+def _last_publish(version: PortVersion | None, observed: dict) -> dict[str, Any] | None:
     if observed["last_processing_time"] is None and observed["metrics"] is None:
         return None
-    try:
-        snapshot = ports.resolve_version(port_id).snapshot_id
-    except LookupError:
-        snapshot = None  # metrics recorded but the table is gone (another catalog, or a wiped warehouse)
+    # No version with metrics recorded: the table is gone (another catalog, or a wiped warehouse).
     return {"processing_time": observed["last_processing_time"] or observed["slo_status"]["processing_time"],
-            "snapshot_id": snapshot, "rows": (observed["metrics"] or {}).get("row_count")}
+            "snapshot_id": version.snapshot_id if version else None, "rows": (observed["metrics"] or {}).get("row_count")}
 
 
 def _reads(port_id: str) -> dict[str, Any]:
@@ -153,14 +149,15 @@ def _reads(port_id: str) -> dict[str, Any]:
 
 def _port(registry: Registry, policy_report: PolicyReport, manifest: Manifest, port: OutputPort,
           now: datetime) -> dict[str, Any]:
-    from platform_resources.catalog import port_observations
+    from platform_resources.catalog import last_version, observe
     from platform_resources.governance.runtime import checks_of
 
     port_id = f"{manifest.id}.{port.name}"
-    observed = port_observations(port_id, port, now)
+    version = last_version(port_id)
+    observed = observe(port_id, port, version, now)
     return {
         "id": port_id, "name": port.name, "visibility": port.visibility,
-        "last_publish": _last_publish(port_id, observed),
+        "last_publish": _last_publish(version, observed),
         "slo_status": observed["slo_status"]["overall"],
         "slos": observed["slo_status"]["results"],
         "runtime_checks": list(dict.fromkeys(c.policy.id for c in checks_of(manifest, port))),

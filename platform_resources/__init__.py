@@ -1,5 +1,4 @@
-"""The self-serve data mesh platform: turns data product manifests into Dagster code locations."""
+"""The self-serve data mesh platform: turns data product manifests into Dagster code locations.
 
-from platform_resources.build import build_domain
-
-__all__ = ["build_domain"]
+A domain's code location loads the `DataMeshDomain` component (platform_resources.component) from its defs.yaml.
+"""

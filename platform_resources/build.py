@@ -1,4 +1,4 @@
-"""build_domain: a domain's manifests + dbt project + Python assets -> dagster.Definitions."""
+"""build_domain: a domain's manifests + dbt project + Python assets -> dagster.Definitions (the component's work)."""
 
 import logging
 import os
@@ -9,7 +9,9 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSelection,
+    AssetSpec,
     Definitions,
+    MetadataValue,
     define_asset_job,
     in_process_executor,
 )
@@ -26,51 +28,73 @@ from platform_resources.lineage.dbt_models import emit_model_runs
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.lineage.runs import DagsterRun
 from platform_resources.port_asset import port_asset
-from platform_resources.registry import Registry, mesh_registry
+from platform_resources.registry import Domain, Registry, domain_registry
 
 DOMAIN_JOB_SUFFIX = "_all_products"
 
 
-def build_domain(domain: str, *, assets: Sequence[AssetsDefinition] = (), registry: Registry | None = None) -> Definitions:
-    """The Definitions of one domain's code location, generated from its product manifests.
+def build_domain(domain: Domain, registry: Registry | None = None, *,
+                 assets: Sequence[AssetsDefinition] = ()) -> Definitions:
+    """The Definitions of one domain's code location, generated from its product manifests and dbt project.
 
-    Loading reads YAML manifests and the prepared dbt manifest.json only: no dbt parse, database or network.
+    Loading reads YAML manifests, the registry store and the prepared dbt manifest.json only: no dbt parse,
+    no domain database, no network. `registry` defaults to this domain's folder plus the registry store.
     """
-    registry = registry or mesh_registry()
-    products = registry.products_of(domain)
-    dbt_manifest = dbt.load_manifest_json(domain)
-    relations = dbt.model_relations(dbt_manifest)
-    upstream = [*ingestion_assets(domain, products), _dbt_models(domain, registry, dbt_manifest), *assets]
+    registry = registry or domain_registry(domain)
+    name = domain.name
+    products = registry.products_of(name)
+    dbt_manifest = dbt.load_manifest_json(domain) if dbt.missing_project(domain) is None else None
+    relations = dbt.model_relations(dbt_manifest) if dbt_manifest else {}
+    models = [_dbt_models(domain, registry, dbt_manifest)] if dbt_manifest else []
+    upstream = [*ingestion_assets(name, products), *models, *assets]
     graph = graph_of_assets(upstream)
     for manifest in products:
         for port in manifest.output_ports:
-            graph[AssetKey([manifest.domain, manifest.product, port.name])] = {dbt.internal_key(domain, port.dbt_model)}
-    report = evaluate(registry, asset_graphs={domain: graph})  # static policies, on the real asset graph
+            graph[AssetKey([manifest.domain, manifest.product, port.name])] = {dbt.internal_key(name, port.dbt_model)}
+    report = evaluate(registry, asset_graphs={name: graph})  # static policies, on the real asset graph
 
     def current_policies() -> PolicyReport:
         """Evaluated again at publish: a waiver may have expired since the code location loaded."""
-        return evaluate(registry, asset_graphs={domain: graph})
+        return evaluate(registry, asset_graphs={name: graph})
 
     port_assets = [port_asset(registry, m, port, relations, report, current_policies)
                    for m in products for port in m.output_ports]
     return Definitions(
-        assets=[*upstream, *port_assets],
-        jobs=[define_asset_job(f"{domain}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
-                               description=f"Publish every data product of {domain}, as `mesh run` does.")],
-        resources={"dbt": dbt.dbt_resource(domain), "lineage": LineageResource()},
+        assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name)],
+        jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
+                               description=f"Publish every data product of {name}, as `mesh run` does.")],
+        resources={"lineage": LineageResource(), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
         # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
         executor=in_process_executor,
     )
 
 
-def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDefinition:
-    products = registry.products_of(domain)
-    translator = dbt.MeshDbtTranslator(domain, products)
+def broken_manifest_specs(registry: Registry, domain: str) -> list[AssetSpec]:
+    """A broken manifest shows in the UI where its product would be, with every error and its fix."""
+    specs = []
+    for product_id, errors in sorted(registry.broken.items()):
+        if registry.location_of(product_id) != domain:
+            continue
+        listing = "\n".join(f"- `{e.file}:{e.line}` field `{e.field}`: {e.problem}. Fix: {e.fix}" for e in errors.errors)
+        specs.append(AssetSpec(
+            key=AssetKey(product_id.split(".")), group_name=domain, kinds={"yaml"},
+            description=f"**Broken manifest**: this product does not load and publishes nothing until its "
+                        f"manifest is fixed.\n\n{listing}",
+            tags={"mesh/compliance": "blocked"},
+            metadata={"mesh/blocked": f"the manifest is broken ({len(errors.errors)} errors)",
+                      "mesh/manifest": MetadataValue.path(errors.errors[0].file)}))
+    return specs
 
-    @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain}_dbt_models")
+
+def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> AssetsDefinition:
+    products = registry.products_of(domain.name)
+    translator = dbt.MeshDbtTranslator(domain.name, products)
+
+    @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain.name}_dbt_models",
+                project=dbt.project(domain))
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
-        inputs = load_input_ports(registry, domain)
+        inputs = load_input_ports(registry, domain.name)
         for loaded in inputs.loaded:
             context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
@@ -84,7 +108,7 @@ def _dbt_models(domain: str, registry: Registry, dbt_manifest: dict) -> AssetsDe
         try:
             yield from invocation.stream()
         finally:
-            _emit_model_lineage(lineage.dagster_run(context, domain), domain, registry, translator, invocation)
+            _emit_model_lineage(lineage.dagster_run(context, domain.name), domain.name, registry, translator, invocation)
 
     return _models
 

@@ -13,7 +13,7 @@ import duckdb
 
 from platform_resources import catalog, export, mesh_map
 from platform_resources.governance import report, validate
-from platform_resources.home import REPO_ROOT, mesh_home, prepare_home
+from platform_resources.home import mesh_home, prepare_home, workspace_file
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -124,13 +124,22 @@ def _access_log(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     from platform_resources.lineage.delivery import delivery
     from platform_resources.lineage.resource import register_ports
-    from platform_resources.registry import load_registry
+    from platform_resources.registry import load_registry, publish_domains
 
     prepare_home()
+    registry = load_registry()
+    published = publish_domains(registry, args.domain)
+    print(f"published {published} product manifests to the registry store ({registry_store_location()})")
     count = register_ports(load_registry(), args.domain)
     result = delivery().flush()
     print(f"registered {count} output ports with the lineage backend; {result.pending} events waiting in the outbox")
     return 0
+
+
+def registry_store_location() -> str:
+    from platform_resources.registry_store import _safe, store_url
+
+    return _safe(store_url())
 
 
 def _lineage_flush(args: argparse.Namespace) -> int:
@@ -145,10 +154,11 @@ def _lineage_flush(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from platform_resources import dbt
-    from platform_resources.registry import load_registry
 
     prepare_home()
-    parsed = dbt.prepare(list(load_registry().domains))
+    from platform_resources.registry import published_registry
+
+    parsed = dbt.prepare(published_registry())
     print(f"prepared: {', '.join(parsed) or 'all dbt projects were up to date'}")
     return 0
 
@@ -156,12 +166,13 @@ def _prepare(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     """dagster dev on the mesh's own instance, so the UI shows the runs of `mesh run`."""
     from platform_resources import dbt
-    from platform_resources.registry import load_registry
 
     prepare_home()
-    dbt.prepare(list(load_registry().domains))
+    from platform_resources.registry import published_registry
+
+    dbt.prepare(published_registry())
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    return subprocess.call([dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), *args.dagster_args])
+    return subprocess.call([dagster, "dev", "-w", str(workspace_file()), *args.dagster_args])
 
 
 def _positive_float(text: str) -> float:
@@ -202,7 +213,8 @@ def parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", type=int, default=50, help="at most this many entries (default 50)")
     log.add_argument("--json", action="store_true")
     log.set_defaults(handler=_access_log)
-    register = commands.add_parser("register", help="announce every output port to the lineage backend (OpenLineage)")
+    register = commands.add_parser("register", help="publish the domains' manifests to the registry store and "
+                                                    "announce every output port to the lineage backend (OpenLineage)")
     register.add_argument("--domain", action="append", help="only this domain (repeatable)")
     register.set_defaults(handler=_register)
     lineage = commands.add_parser("lineage", help="lineage delivery").add_subparsers(dest="lineage_command", required=True)

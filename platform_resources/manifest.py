@@ -486,10 +486,10 @@ def _field_name(location: tuple) -> str:
     return text or "(document)"
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Load and validate one manifest file, raising ManifestErrors that point at file:line."""
+def load_manifest(path: Path, text: str | None = None) -> Manifest:
+    """Load and validate one manifest file (or its `text`, as published), raising ManifestErrors that point at file:line."""
     try:
-        parsed = load_yaml_with_lines(path)
+        parsed = load_yaml_with_lines(path, text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

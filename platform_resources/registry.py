@@ -1,22 +1,26 @@
 """The mesh-wide view: every domain's published manifests, input-port resolution, the product graph.
 
-In this monorepo the registry reads manifests from the domains' folders listed in workspace.yaml. It is the
-only module that does, so a deployment where each code location is its own image can swap in a shared store.
+A registry holds the domains whose folders this checkout has (their manifests as they are on disk) and every
+other domain as it published itself to the registry store. A code location builds from its own folder plus the
+store, so it never reaches into another domain's folder and loads when deployed alone.
 """
 
 from __future__ import annotations
 
 import functools
 import graphlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from platform_resources import registry_store
 from platform_resources.home import workspace_file
-from platform_resources.manifest import PORT_ID, Manifest, ManifestErrors, OutputPort, load_manifest
+from platform_resources.manifest import PORT_ID, Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
 
 PRODUCTS_FOLDER = "products"
+COMPONENT_TYPE = "platform_resources.component.DataMeshDomain"
 
 
 class RegistryError(LookupError):
@@ -25,13 +29,23 @@ class RegistryError(LookupError):
 
 @dataclass(frozen=True)
 class Domain:
+    """A domain code location. `folder` (its dg project) is set when this checkout has the domain's source."""
+
     name: str
-    module: str
-    folder: Path
+    module: str | None = None
+    folder: Path | None = None
+    manifests_folder: Path | None = None
+    dbt_project: Path | None = None
+    server: str | None = None  # host:port of its code server, for grpc_server workspace entries
+    working_directory: Path | None = None  # where its module is imported from
 
     @property
     def manifest_files(self) -> list[Path]:
-        return sorted((self.folder / PRODUCTS_FOLDER).glob("*.y*ml"))
+        return sorted(self.manifests_folder.glob("*.y*ml")) if self.manifests_folder else []
+
+    @property
+    def is_local(self) -> bool:
+        return self.manifests_folder is not None
 
 
 @dataclass
@@ -98,19 +112,34 @@ class Registry:
     def _problem(self, product_id: str, message: str) -> None:
         self.problems.setdefault(product_id, []).append(message)
 
-    def _load(self) -> None:
+    def _add(self, domain: str, product_id: str, manifest: Manifest, path: Path, seen: dict[str, list[Path]]) -> None:
+        seen.setdefault(product_id, []).append(path)
+        self.products[product_id] = manifest
+        self.files[product_id] = path
+        self.locations[product_id] = domain
+
+    def _load(self, published: list[registry_store.PublishedManifest]) -> None:
+        """The local domains from their folders, every other domain as it published itself."""
         seen: dict[str, list[Path]] = {}
         for domain in self.domains.values():
             for path in domain.manifest_files:
                 try:
-                    manifest = load_manifest(path)
+                    self._add(domain.name, (manifest := load_manifest(path)).id, manifest, path, seen)
                 except ManifestErrors as errors:
                     self.broken[f"{domain.name}.{path.stem}"] = errors
-                    continue
-                seen.setdefault(manifest.id, []).append(path)
-                self.products[manifest.id] = manifest
-                self.files[manifest.id] = path
-                self.locations[manifest.id] = domain.name
+        local = {name for name, d in self.domains.items() if d.is_local}
+        for entry in published:
+            if entry.domain in local:
+                continue  # this checkout's own folder is newer than what the domain last published
+            self.domains.setdefault(entry.domain, Domain(entry.domain))
+            path = Path(entry.source_file)
+            if entry.error:
+                self.broken[entry.product_id] = ManifestErrors([ManifestError(**e) for e in json.loads(entry.error)])
+                continue
+            try:
+                self._add(entry.domain, entry.product_id, load_manifest(path, entry.manifest), path, seen)
+            except ManifestErrors as errors:  # published by an older platform version that accepted it
+                self.broken[entry.product_id] = errors
         for product_id, paths in seen.items():
             if len(paths) > 1:
                 self.products.pop(product_id, None)
@@ -152,27 +181,126 @@ class Registry:
         return None
 
 
+def component_config(folder: Path) -> dict:
+    """The attributes of the DataMeshDomain component in a code location's defs folder ({} when it has none)."""
+    for defs_yaml in sorted(folder.glob("**/defs/**/defs.yaml")):
+        try:
+            documents = list(yaml.safe_load_all(defs_yaml.read_text()))
+        except yaml.YAMLError as exc:
+            raise RegistryError(f"{defs_yaml} is not valid YAML ({exc}); `dg check yaml` shows where") from None
+        for document in documents:
+            if isinstance(document, dict) and document.get("type") == COMPONENT_TYPE:
+                return document.get("attributes") or {}
+    return {}
+
+
+def project_root(module_dir: Path, working_directory: Path) -> Path:
+    """The code location's dg project: the folder with its dg.toml (or pyproject.toml), else the module's folder."""
+    for folder in (module_dir, *module_dir.parents):
+        if (folder / "dg.toml").exists() or (folder / "pyproject.toml").exists():
+            return folder
+        if folder == working_directory:
+            break
+    return module_dir
+
+
+def local_domain(name: str, folder: Path, module: str | None = None, working_directory: Path | None = None) -> Domain:
+    """A domain whose code location folder is here: where its manifests and dbt project are, as its defs.yaml says."""
+    config = component_config(folder)
+    dbt_project = config.get("dbt_project")
+    if dbt_project is None and not config:  # a plain folder of manifests (no component): the sample layout's place
+        dbt_project = Path("..", "..", "dbt_projects", name)
+    return Domain(config.get("domain", name), module, folder,
+                  (folder / config.get("manifests", PRODUCTS_FOLDER)).resolve(),
+                  (folder / dbt_project).resolve() if dbt_project else None, working_directory=working_directory)
+
+
+def _entry_domain(kind: str, target: dict, root: Path) -> Domain | None:
+    working = (root / target.get("working_directory", ".")).resolve()
+    if kind == "grpc_server":
+        name = target.get("location_name")
+        server = f"{target.get('host', 'localhost')}:{target.get('port') or target.get('socket')}"
+        return Domain(name, server=server) if name else None
+    if kind == "python_file":
+        path = (working / target["relative_path"]).resolve()
+        folder = project_root(path.parent, working)
+        return local_domain(target.get("location_name") or folder.name, folder, working_directory=working)
+    module = target.get("module_name") or target.get("package_name")
+    if not module:
+        return None
+    parts = module.split(".")
+    module_dir = working / Path(*parts) if kind == "python_package" else working / Path(*parts[:-1])
+    folder = project_root(module_dir, working)
+    return local_domain(target.get("location_name") or folder.name, folder, module, working)
+
+
 def read_workspace(workspace: Path) -> dict[str, Domain]:
-    """The domain code locations listed in workspace.yaml."""
-    entries = (yaml.safe_load(workspace.read_text()) or {}).get("load_from", [])
+    """The domain code locations listed in workspace.yaml: python_module, python_file, python_package, grpc_server."""
+    entries = (yaml.safe_load(workspace.read_text()) or {}).get("load_from", []) if workspace.exists() else []
     domains: dict[str, Domain] = {}
     for entry in entries:
-        target = entry.get("python_module")
-        if not isinstance(target, dict):
-            continue  # only python_module entries are domains
-        module = target["module_name"]
-        name = target.get("location_name") or module.split(".")[-2]
-        root = workspace.parent / target.get("working_directory", ".")
-        domains[name] = Domain(name, module, (root / Path(*module.split(".")[:-1])).resolve())
+        for kind, target in (entry or {}).items():
+            if kind == "python_module" and isinstance(target, str):
+                target = {"module_name": target}
+            domain = _entry_domain(kind, target, workspace.parent) if isinstance(target, dict) else None
+            if domain:
+                domains[domain.name] = domain
     return domains
 
 
-def load_registry(workspace: Path | None = None) -> Registry:
+def load_registry(workspace: Path | None = None, *, published: bool = True) -> Registry:
+    """The mesh as this checkout sees it: the workspace's local domains, and every domain in the registry store."""
     workspace = workspace or workspace_file()
-    registry = Registry(read_workspace(workspace), workspace)
-    registry._load()
+    return _build(Registry(read_workspace(workspace), workspace), published)
+
+
+def domain_registry(domain: Domain) -> Registry:
+    """The mesh as one code location sees it: its own folder, and the registry store for everyone else."""
+    root = domain.folder.parent.parent if domain.folder else Path.cwd()  # <repo>/mesh_code_locations/<domain>
+    return _build(Registry({domain.name: domain}, root / "workspace.yaml"), True)
+
+
+def _build(registry: Registry, published: bool) -> Registry:
+    registry._load(registry_store.published() if published else [])
     registry._resolve()
     return registry
+
+
+def publish_domains(registry: Registry, domains: list[str] | None = None) -> int:
+    """Publish the local domains' manifests (as written, broken ones with their errors) to the registry store."""
+    count = 0
+    for name, domain in registry.domains.items():
+        if not domain.is_local or (domains and name not in domains):
+            continue
+        entries: dict[str, tuple[str, str, str, str | None]] = {}
+        for path in domain.manifest_files:
+            try:
+                product_id, errors = load_manifest(path).id, None
+                if product_id in entries:
+                    errors = [ManifestError(path, 1, "id", f"declares {product_id}, which {entries[product_id][1]} "
+                                            "declares too", "give each product its own id")]
+            except ManifestErrors as problems:
+                errors = problems.errors
+            if errors:
+                product_id = f"{name}.{path.stem}"
+            error = json.dumps([{"file": e.file, "line": e.line, "field": e.field, "problem": e.problem, "fix": e.fix}
+                                for e in errors]) if errors else None
+            entries[product_id] = (product_id, _source_file(registry, path), path.read_text(encoding="utf-8"), error)
+        count += registry_store.publish(name, list(entries.values()))
+    return count
+
+
+def published_registry(workspace: Path | None = None) -> Registry:
+    """Publish this checkout's domains to the registry store (what local commands do for you), then the mesh."""
+    publish_domains(load_registry(workspace))
+    return load_registry(workspace)
+
+
+def _source_file(registry: Registry, path: Path) -> str:
+    try:
+        return str(path.relative_to(registry.workspace.parent.resolve()))
+    except ValueError:
+        return str(path)
 
 
 @functools.cache

@@ -40,10 +40,10 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Location, lines: 
     return loader.construct_object(node, deep=True)
 
 
-def load_yaml_with_lines(path: Path) -> YamlWithLines:
-    """Parse `path`; yaml.YAMLError propagates with its own mark for the caller to report."""
+def load_yaml_with_lines(path: Path, text: str | None = None) -> YamlWithLines:
+    """Parse `path` (or `text` read from it); yaml.YAMLError propagates with its own mark for the caller to report."""
     # One loader per file: a loader remembers every node it constructed until it is disposed.
-    loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8") if text is None else text)
     try:
         root = loader.get_single_node()
         lines: dict[Location, int] = {}

@@ -90,3 +90,24 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
                     not port.approves(ctx.manifest.id):
                 yield Violation(f"asset {name} reads restricted {port_id} without an approved access request; add an "
                                 f"access_request and ask the owner for approved_access", ("input_ports", declared[port_id][0]))
+
+
+@policy("MESH-DBT-001", "Every output port has the dbt model that builds it",
+        "A port is built by the dbt model of its name (or `model:`); without it the product cannot publish.",
+        "error", needs="asset_graph")
+def ports_have_models(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
+    from platform_resources import dbt  # dagster-dbt is loaded only where policies see asset graphs
+
+    domain = ctx.registry.domains.get(ctx.location)
+    missing_project = dbt.missing_project(domain) if domain and domain.is_local else None
+    for i, port in ctx.ports():
+        if dbt.internal_key(ctx.location, port.dbt_model) in ctx.asset_graph:
+            continue
+        at = ("output_ports", i, "model") if port.model else ("output_ports", i, "name")
+        if missing_project:
+            yield Violation(f"port {port.name} needs dbt model '{port.dbt_model}', but {missing_project}", at)
+            continue
+        where = f"{domain.dbt_project}/models/{port.dbt_model}.sql" if domain and domain.dbt_project else \
+            f"models/{port.dbt_model}.sql"
+        yield Violation(f"port {port.name} is built by dbt model '{port.dbt_model}', which the dbt project does not "
+                        f"have; add {where}, or set `model:` on the port to the model that builds it", at)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 from datetime import date
+
+from dagster import Definitions
 
 from platform_resources.governance.asset_graph import graph_of_definitions
 from platform_resources.governance.context import AssetGraph
@@ -13,21 +16,30 @@ from platform_resources.governance.contract_changes import manifest_at_revision
 from platform_resources.governance.engine import PolicyReport, evaluate
 from platform_resources.governance.policy import GLOBAL, Finding
 from platform_resources.manifest import Manifest
-from platform_resources.registry import Registry, load_registry
+from platform_resources.registry import Domain, Registry, published_registry
 
 
 def load_asset_graphs(registry: Registry) -> tuple[dict[str, AssetGraph], dict[str, str]]:
     """The real asset graph of every code location, and the locations that failed to load (with why)."""
     from platform_resources import dbt
 
-    dbt.prepare(list(registry.domains))
+    dbt.prepare(registry)
     graphs, failures = {}, {}
     for name, domain in registry.domains.items():
+        if domain.module is None:
+            continue  # served by a code server or deployed elsewhere: its own deployment checks its asset graph
         try:
-            graphs[name] = graph_of_definitions(importlib.import_module(domain.module).defs)
+            graphs[name] = graph_of_definitions(load_definitions(domain))
         except Exception as exc:  # one broken location is reported; the others are still checked
             failures[name] = f"{type(exc).__name__}: {exc}"
     return graphs, failures
+
+
+def load_definitions(domain: Domain) -> Definitions:
+    """A local domain's code location, imported the way its workspace entry says (module from its working directory)."""
+    if domain.working_directory and str(domain.working_directory) not in sys.path:
+        sys.path.insert(0, str(domain.working_directory))
+    return importlib.import_module(domain.module).defs
 
 
 def base_manifests(registry: Registry, revision: str) -> dict[str, Manifest]:
@@ -108,7 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(format_policies())
         return 0
     prepare_home()
-    registry = load_registry()
+    registry = published_registry()
     report, failures = validate(registry, base=args.base, load_locations=not args.manifests_only)
     print((format_json if args.format == "json" else format_text)(report, failures, registry))
     return 1 if report.errors or failures else 0

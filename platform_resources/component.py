@@ -1,0 +1,34 @@
+"""The Dagster component a domain's code location is made of: its product manifests + dbt project -> definitions.
+
+One component instance covers one domain: a domain is one code location with one dbt project and one private
+DuckDB file, built by one `dbt build` per run, so its products share those (see the README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from platform_resources.registry import PRODUCTS_FOLDER, Domain
+
+
+class DataMeshDomain(dg.Component, dg.Resolvable, dg.Model):
+    """A domain of the data mesh: every product manifest in `manifests` becomes output-port assets with their
+    contracts, policy checks, SLOs and lineage; the dbt project becomes the domain's internal assets."""
+
+    domain: str = Field(description="The domain's name: the code location and the first part of every product id.")
+    manifests: str = Field(default=PRODUCTS_FOLDER,
+                           description="Folder of the product manifests (*.yaml), relative to the project root.")
+    dbt_project: str | None = Field(default=None,
+                                    description="The domain's dbt project folder, relative to the project root.")
+
+    def domain_at(self, project_root: Path) -> Domain:
+        return Domain(self.domain, folder=project_root, manifests_folder=(project_root / self.manifests).resolve(),
+                      dbt_project=(project_root / self.dbt_project).resolve() if self.dbt_project else None)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from platform_resources.build import build_domain  # Dagster lists components without building them
+
+        return build_domain(self.domain_at(context.project_root))

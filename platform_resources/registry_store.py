@@ -4,7 +4,7 @@ A domain publishes when it is deployed (`mesh register`; local commands do it fo
 input ports, approvals and contracts from here, never from another domain's folder, so a domain deployed
 alone (its own image, its own code server) still sees the mesh. Locally the store is a SQLite file in the mesh
 home; in production set MESH_REGISTRY_URL to the PostgreSQL database that holds the Dagster storage, for
-example postgresql+psycopg2://dagster@db:5432/dagster.
+example postgresql+psycopg2://dagster@db:5432/dagster (MESH_POSTGRES_URL, when set, is the default).
 """
 
 from __future__ import annotations
@@ -15,10 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, Text, create_engine, delete, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
-from platform_resources.home import mesh_home
+from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 
 REGISTRY_URL_VARIABLE = "MESH_REGISTRY_URL"
 
@@ -34,8 +47,8 @@ published_manifests = Table(
 )
 
 
-class RegistryStoreError(RuntimeError):
-    pass
+class RegistryStoreError(LookupError):
+    """The store cannot be reached or refuses a publish: the `mesh` command prints it, without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -49,25 +62,21 @@ class PublishedManifest:
 
 
 def store_url() -> str:
-    return os.environ.get(REGISTRY_URL_VARIABLE) or f"sqlite:///{mesh_home() / 'registry.sqlite'}"
+    return os.environ.get(REGISTRY_URL_VARIABLE) or postgres_url() or f"sqlite:///{mesh_home() / 'registry.sqlite'}"
 
 
 @functools.cache
 def _engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
-    _metadata.create_all(engine)
-    return engine
+    return create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
 
 
-def _connect(url: str | None = None) -> Engine:
-    url = url or store_url()
-    try:
-        return _engine(url)
-    except SQLAlchemyError as exc:
-        raise RegistryStoreError(f"the registry store at {_safe(url)} cannot be opened ({exc.__class__.__name__}: "
-                                 f"{exc.args[0] if exc.args else exc}); check {REGISTRY_URL_VARIABLE}") from None
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def _store_error(url: str, exc: Exception) -> RegistryStoreError:
+    return RegistryStoreError(f"the registry store at {_safe(url)} cannot be used ({exc.__class__.__name__}: "
+                              f"{str(exc).splitlines()[0]}); check {REGISTRY_URL_VARIABLE}")
 
 
 def _safe(url: str) -> str:
@@ -84,25 +93,43 @@ def publish(domain: str, manifests: list[tuple[str, str, str, str | None]], url:
 
     A product the domain no longer declares disappears from the mesh with this publish.
     """
+    url = url or store_url()
+    if file := _sqlite_file(url):
+        file.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc)
-    with _connect(url).begin() as con:
-        con.execute(delete(published_manifests).where(published_manifests.c.domain == domain))
-        # Another domain may not take over a product id: the first publisher keeps it.
-        taken = {row.product_id: row.domain for row in con.execute(
-            select(published_manifests.c.product_id, published_manifests.c.domain))}
-        clashes = sorted(pid for pid, *_ in manifests if pid in taken)
-        if clashes:
-            raise RegistryStoreError(f"{domain} cannot publish {', '.join(clashes)}: already published by "
-                                     f"{', '.join(sorted({taken[p] for p in clashes}))}; give each product its own id")
-        if manifests:
-            con.execute(insert(published_manifests), [
-                {"product_id": pid, "domain": domain, "source_file": source, "manifest": text, "error": error,
-                 "published_at": now} for pid, source, text, error in manifests])
+    try:
+        engine = _engine(url)
+        create_tolerating_others(lambda: _metadata.create_all(engine))  # domains publishing at once race to create it
+        with engine.begin() as con:
+            con.execute(delete(published_manifests).where(published_manifests.c.domain == domain))
+            # Another domain may not take over a product id: the first publisher keeps it.
+            taken = {row.product_id: row.domain for row in con.execute(
+                select(published_manifests.c.product_id, published_manifests.c.domain))}
+            clashes = sorted(pid for pid, *_ in manifests if pid in taken)
+            if clashes:
+                raise RegistryStoreError(f"{domain} cannot publish {', '.join(clashes)}: already published by "
+                                         f"{', '.join(sorted({taken[p] for p in clashes}))}; give each product its own id")
+            if manifests:
+                con.execute(insert(published_manifests), [
+                    {"product_id": pid, "domain": domain, "source_file": source, "manifest": text, "error": error,
+                     "published_at": now} for pid, source, text, error in manifests])
+    except SQLAlchemyError as exc:
+        raise _store_error(url, exc) from None
     return len(manifests)
 
 
 def published(url: str | None = None) -> list[PublishedManifest]:
-    """Everything every domain has published, by product id."""
-    with _connect(url).connect() as con:
-        rows = con.execute(select(published_manifests).order_by(published_manifests.c.product_id)).all()
+    """Everything every domain has published. Read only: a store nobody published to yet is empty, not created
+    (code locations read this while they load)."""
+    url = url or store_url()
+    file = _sqlite_file(url)
+    if file and not file.exists():
+        return []
+    try:
+        with _engine(url).connect() as con:
+            if not inspect(con).has_table(published_manifests.name):
+                return []
+            rows = con.execute(select(published_manifests).order_by(published_manifests.c.product_id)).all()
+    except SQLAlchemyError as exc:
+        raise _store_error(url, exc) from None
     return [PublishedManifest(r.product_id, r.domain, r.source_file, r.manifest, r.error, r.published_at) for r in rows]

@@ -28,11 +28,12 @@ def fresh_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_dbt(session_home) -> None:
-    """dbt manifests for every domain (what `mesh run` prepares before loading code locations)."""
+    """Every domain published to the registry store and its dbt manifest prepared (what `mesh run` does before
+    loading code locations)."""
     from platform_resources import dbt
-    from platform_resources.registry import mesh_registry
+    from platform_resources.registry import published_registry
 
-    dbt.prepare(list(mesh_registry().domains))
+    dbt.prepare(published_registry())
 
 
 @pytest.fixture(scope="session")

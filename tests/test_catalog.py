@@ -248,7 +248,7 @@ def test_map_escapes_text_and_shows_problems(tmp_path, fresh_home):
         "shop/refunds.yaml": product("shop.refunds", inputs=["shop.orders.main"]),
         "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.main", "shop.nope.main"]),
         "bi/broken.yaml": "id: [unclosed\n",
-    }))
+    }), published=False)
     page = mesh_map.render_map(registry)
     assert "<script" not in page and "<b>Orders</b>" not in page
     assert "Orders &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in page
@@ -274,7 +274,7 @@ def test_map_of_domains_reading_each_other_in_a_cycle_still_renders(tmp_path, fr
     registry = load_registry(make_workspace(tmp_path, {
         "a/x.yaml": product("a.x", inputs=["b.y.main"]), "a/w.yaml": product("a.w"),
         "b/y.yaml": product("b.y"), "b/z.yaml": product("b.z", inputs=["a.w.main"]),
-    }))
+    }), published=False)
     page = mesh_map.render_map(registry)
     assert "domains read from each other in a cycle" in page
     assert page.count('class="edge"') == 2 and all(f'id="product-{p}"' in page for p in registry.products)

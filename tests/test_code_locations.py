@@ -10,7 +10,8 @@ import pytest
 from dagster import AssetKey
 
 from platform_resources.governance.runtime import checks_of
-from platform_resources.registry import load_registry
+from platform_resources.governance.validate import load_definitions
+from platform_resources.registry import component_config, load_registry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DOMAINS = {"geography", "crm", "sales", "supply"}
@@ -24,7 +25,7 @@ def registry():
 @pytest.fixture(scope="module")
 def graphs(registry, prepared_dbt):
     """Each domain's resolved asset graph, loaded the way Dagster loads the code location."""
-    return {d: importlib.import_module(registry.domains[d].module).defs.resolve_asset_graph() for d in registry.domains}
+    return {d: load_definitions(registry.domains[d]).resolve_asset_graph() for d in registry.domains}
 
 
 def port_keys(registry, domain):
@@ -45,10 +46,13 @@ def test_dagster_loads_every_code_location_without_touching_storage(tmp_path, pr
     assert not (tmp_path / "untouched").exists()
 
 
-def test_definitions_files_are_a_few_lines(registry):
-    for domain in registry.domains:
-        lines = (REPO_ROOT / "mesh_code_locations" / domain / "definitions.py").read_text().strip().splitlines()
-        assert len(lines) <= 10 and "build_domain" in "".join(lines)
+def test_a_domain_is_the_platform_component_and_a_few_lines_of_python(registry):
+    for name, domain in registry.domains.items():
+        definitions = (domain.working_directory / Path(*domain.module.split("."))).with_suffix(".py")
+        lines = definitions.read_text().strip().splitlines()
+        assert len(lines) <= 10 and "load_from_defs_folder" in "".join(lines)
+        assert component_config(domain.folder) == {"domain": name, "manifests": "products",
+                                                   "dbt_project": f"../../dbt_projects/{name}"}
 
 
 def test_output_ports_carry_the_manifest(registry, graphs):

@@ -144,7 +144,7 @@ def test_model_lineage(domain, model, caplog):
 
 def test_compiled_sql_shape_is_what_dbt_duckdb_renders(prepared_dbt):
     sql = compiled_sql("finance", "returned_items")
-    rendered = {source["relation_name"] for source in load_manifest_json("finance")["sources"].values()}
+    rendered = {source["relation_name"] for source in load_manifest_json(mesh_registry().domains["finance"])["sources"].values()}
     assert '"finance"."crm_customers"."customers"' in rendered and "{{" not in sql
     assert all(relation in rendered for relation in re.findall(r'"finance"\."\w+"\."\w+"', sql))
 

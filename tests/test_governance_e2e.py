@@ -58,7 +58,7 @@ def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_m
 
     # The findings are on the asset in Dagster, and the supply run failed (its other products published).
     assert DagsterInstance.get().get_run_by_id(summary.run_ids["supply"]).status.value == "FAILURE"
-    supply = build_domain("supply", registry=load_registry())
+    supply = build_domain((registry := load_registry()).domains["supply"], registry)
     metadata = supply.resolve_asset_graph().get(AssetKey(["supply", "suppliers", "suppliers"])).metadata
     assert "MESH-OWN-001" in metadata["mesh/policy_findings"].value and "procurement" in metadata["mesh/blocked"]
     # Governance sees it in lineage too: the failed publish names the finding.
@@ -97,7 +97,7 @@ def test_a_dbt_model_reading_a_restricted_port_for_a_product_without_access_is_c
     crm.write_text(crm.read_text().replace("consumer: finance.returned_items", "consumer: finance.pricing_summary"))
     registry = load_registry(workspace)
     assert not [f for f in evaluate(registry).findings if f.product == "finance.returned_items"]  # manifests only
-    graph = build_domain("finance", registry=registry).resolve_asset_graph()
+    graph = build_domain(registry.domains["finance"], registry).resolve_asset_graph()
     node = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))
     assert node.tags["mesh/compliance"] == "blocked"
     assert "MESH-ACC-002" in node.metadata["mesh/blocked"]

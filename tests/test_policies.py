@@ -88,7 +88,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def run(root: Path, manifests: dict[str, dict | str], **kwargs) -> PolicyReport:
-    return evaluate(load_registry(make_workspace(root, manifests)), today=TODAY, **kwargs)
+    return evaluate(load_registry(make_workspace(root, manifests), published=False), today=TODAY, **kwargs)
 
 
 def found(report: PolicyReport, policy: str, product: str | None = None) -> list[Finding]:
@@ -487,6 +487,11 @@ def asset_reading(key: list[str], *deps: list[str]):
     return _asset
 
 
+def bi_model():
+    """The dbt model that builds bi.revenue's port `main` (MESH-DBT-001 wants it in bi's asset graph)."""
+    return asset_reading(["bi", "internal", "main"])
+
+
 def _mesh_with_a_restricted_port(approved: bool) -> dict[str, dict]:
     mesh = clean_mesh()
     add_port(mesh[SHOP], "margins", "restricted", column("margin"), approved=("bi.revenue",) if approved else ())
@@ -495,7 +500,7 @@ def _mesh_with_a_restricted_port(approved: bool) -> dict[str, dict]:
 
 def test_an_asset_reading_another_domains_internal_asset_is_a_finding(root):
     graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "orders", "main"],
-                                           ["shop", "internal", "stg_orders"])])
+                                           ["shop", "internal", "stg_orders"]), bi_model()])
     [finding] = run(root, clean_mesh(), asset_graphs={"bi": graph}).findings
     assert (finding.policy, finding.product, finding.severity) == ("MESH-ACC-002", "bi.revenue", "error")
     assert "depends on shop/internal/stg_orders, an internal asset of domain 'shop'" in finding.message
@@ -503,7 +508,7 @@ def test_an_asset_reading_another_domains_internal_asset_is_a_finding(root):
 
 def test_an_asset_reading_an_undeclared_restricted_port_through_a_staging_asset_is_a_finding(root):
     graph = graph_of_assets([asset_reading(["bi", "internal", "stg_margins"], ["shop", "orders", "margins"]),
-                             asset_reading(["bi", "revenue", "main"], ["bi", "internal", "stg_margins"])])
+                             asset_reading(["bi", "revenue", "main"], ["bi", "internal", "stg_margins"]), bi_model()])
     report = run(root, _mesh_with_a_restricted_port(approved=True), asset_graphs={"bi": graph})
     [finding] = report.findings
     assert finding.policy == "MESH-ACC-002" and "bi.revenue" in report.blocked
@@ -514,7 +519,7 @@ def test_an_asset_reading_an_undeclared_restricted_port_through_a_staging_asset_
 def test_an_asset_reading_a_declared_but_unapproved_restricted_port_is_a_finding(root):
     mesh = _mesh_with_a_restricted_port(approved=False)
     read(mesh[BI], "shop.orders.margins", request=True)
-    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "orders", "margins"])])
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "orders", "margins"]), bi_model()])
     report = run(root, mesh, asset_graphs={"bi": graph})
     [finding] = found(report, "MESH-ACC-002")
     assert "reads restricted shop.orders.margins without an approved access request" in finding.message
@@ -528,12 +533,13 @@ def test_assets_reading_public_and_approved_restricted_ports_are_no_finding(root
     defs = Definitions(assets=[
         asset_reading(["bi", "internal", "stg"], ["shop", "orders", "main"], ["shop", "orders", "margins"]),
         asset_reading(["bi", "revenue", "main"], ["bi", "internal", "stg"], ["bi", "internal", "other"]),
-        asset_reading(["bi", "internal", "other"])])
+        asset_reading(["bi", "internal", "other"]), bi_model()])
     assert run(root, mesh, asset_graphs={"bi": graph_of_definitions(defs)}).findings == []
 
 
 def test_the_asset_graph_is_only_checked_for_its_own_code_location(root):
-    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "internal", "stg_orders"])])
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "internal", "stg_orders"]),
+                             asset_reading(["shop", "internal", "main"])])  # shop's own port model is there
     assert run(root, clean_mesh(), asset_graphs={"shop": graph}).findings == []
 
 
@@ -604,7 +610,7 @@ def test_a_manifest_filed_in_another_domains_folder_reads_as_that_folders_domain
     misfiled = clean("shop.spy")
     read(misfiled, "shop.orders.margins")
     mesh["bi/misfiled.yaml"] = misfiled
-    registry = load_registry(make_workspace(root, mesh))
+    registry = load_registry(make_workspace(root, mesh), published=False)
     with pytest.raises(AccessDenied, match="restricted"):
         check_read_access(registry, "shop.orders.margins", "shop.spy")
     report = evaluate(registry, today=TODAY)
@@ -612,7 +618,27 @@ def test_a_manifest_filed_in_another_domains_folder_reads_as_that_folders_domain
 
 
 def test_an_asset_depending_on_another_domains_non_port_asset_is_a_finding(root):
-    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "secret_table"])])
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "secret_table"]), bi_model()])
     [finding] = run(root, clean_mesh(), asset_graphs={"bi": graph}).findings
     assert finding.policy == "MESH-ACC-002" and "not one of its output ports" in finding.message
     assert finding.line == line_with(root, BI, "input_ports:")
+
+
+def test_a_port_without_its_dbt_model_is_a_finding_naming_the_model_and_the_manifest_line(root):
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "orders", "main"])])
+    project = root / "dbt_projects" / "bi"
+    project.mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: bi\n")
+    report = run(root, clean_mesh(), asset_graphs={"bi": graph})
+    [finding] = report.findings
+    assert (finding.policy, finding.product, finding.severity) == ("MESH-DBT-001", "bi.revenue", "error")
+    assert "port main is built by dbt model 'main', which the dbt project does not have" in finding.message
+    assert f"add {project}/models/main.sql, or set `model:` on the port" in finding.message
+    assert finding.line == line_with(root, BI, "name: main") and "bi.revenue" in report.blocked
+
+
+def test_a_domain_without_a_dbt_project_is_a_finding_not_a_traceback(root):
+    graph = graph_of_assets([asset_reading(["bi", "revenue", "main"], ["shop", "orders", "main"])])
+    [finding] = run(root, clean_mesh(), asset_graphs={"bi": graph}).findings
+    assert finding.policy == "MESH-DBT-001"
+    assert f"domain 'bi' has no dbt project at {root / 'dbt_projects' / 'bi'} (no dbt_project.yml)" in finding.message

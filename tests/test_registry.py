@@ -13,7 +13,7 @@ def test_resolves_ports_consumers_and_domain_order(tmp_path):
         "shop/orders.yaml": product("shop.orders", ports=("orders", "lines")),
         "geo/nations.yaml": product("geo.nations"),
         "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.lines", "geo.nations.main"]),
-    }))
+    }), published=False)
     assert not registry.problems and not registry.broken
     assert sorted(registry.products) == ["bi.revenue", "geo.nations", "shop.orders"]
     manifest, port = registry.port("shop.orders.lines")
@@ -32,7 +32,7 @@ def test_unknown_product_and_unknown_port_are_reported_on_the_consumer(tmp_path)
         "shop/orders.yaml": product("shop.orders"),
         "bi/a.yaml": product("bi.a", inputs=["shop.ordrs.main"]),
         "bi/b.yaml": product("bi.b", inputs=["shop.orders.lines"]),
-    }))
+    }), published=False)
     assert "unknown product shop.ordrs; check the id" in registry.problems["bi.a"][0]
     assert "shop.orders has no output port 'lines'; its ports are: main" in registry.problems["bi.b"][0]
     assert "shop.orders" not in registry.problems
@@ -43,7 +43,7 @@ def test_cycles_are_rejected_on_every_product_in_them(tmp_path):
         "a/x.yaml": product("a.x", inputs=["b.y.main"]),
         "b/y.yaml": product("b.y", inputs=["a.x.main"]),
         "c/z.yaml": product("c.z"),
-    }))
+    }), published=False)
     for product_id in ("a.x", "b.y"):
         assert any("form a cycle" in p for p in registry.problems[product_id])
     assert "c.z" not in registry.problems
@@ -56,7 +56,7 @@ def test_duplicate_ids_are_rejected(tmp_path):
         "shop/orders.yaml": product("shop.orders"),
         "shop/orders_again.yaml": product("shop.orders"),
         "bi/r.yaml": product("bi.r", inputs=["shop.orders.main"]),
-    }))
+    }), published=False)
     assert "shop.orders" not in registry.products
     assert "declared by several manifests" in registry.problems["shop.orders"][0]
     assert "cannot be resolved" in registry.problems["bi.r"][0]
@@ -69,7 +69,7 @@ def test_a_broken_manifest_only_affects_its_consumers(tmp_path):
         "geo/nations.yaml": product("geo.nations"),
         "bi/revenue.yaml": product("bi.revenue", inputs=["shop.orders.main"]),
         "bi/atlas.yaml": product("bi.atlas", inputs=["geo.nations.main", "shop.returns.main"]),
-    }))
+    }), published=False)
     assert "shop.orders" in registry.broken
     assert sorted(registry.products) == ["bi.atlas", "bi.revenue", "geo.nations", "shop.returns"]
     problem = registry.problems["bi.revenue"][0]
@@ -80,7 +80,7 @@ def test_a_broken_manifest_only_affects_its_consumers(tmp_path):
 def test_a_manifest_in_another_domains_folder_belongs_to_that_folder_and_fails_policy_mesh_id_001(tmp_path):
     from platform_resources.governance.engine import evaluate
 
-    registry = load_registry(make_workspace(tmp_path, {"shop/orders.yaml": product("geo.orders")}))
+    registry = load_registry(make_workspace(tmp_path, {"shop/orders.yaml": product("geo.orders")}), published=False)
     assert registry.locations["geo.orders"] == "shop" and registry.products_of("shop")[0].id == "geo.orders"
     assert registry.domain_order() == ["shop"]  # run by its code location, not by the domain its id names
     finding = next(f for f in evaluate(registry).findings if f.policy == "MESH-ID-001")
@@ -105,11 +105,11 @@ def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepar
 
     workspace = copy_sample_mesh(tmp_path)
     (tmp_path / "mesh_code_locations/crm/products/customers.yaml").write_text("id: crm.customers\nowner: [\n")
-    registry = load_registry(workspace)
+    registry = load_registry(workspace, published=False)
 
-    geography = build_domain("geography", registry=registry)
+    geography = build_domain(registry.domains["geography"], registry)
     assert geography.resolve_asset_graph().get(AssetKey(["geography", "nations", "nations"]))
-    finance = build_domain("finance", registry=registry)
+    finance = build_domain(registry.domains["finance"], registry)
     graph = finance.resolve_asset_graph()
     returned = graph.get(AssetKey(["finance", "returned_items", "returned_items"]))
     assert "crm.customers is broken" in returned.metadata["mesh/policy_findings"].value

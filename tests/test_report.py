@@ -48,7 +48,7 @@ def data(workspace: Path, fresh_home: Path) -> dict:
     access_log.record("bi.revenue", "shop.orders.lines", True, published.processing_time, "read")
     access_log.record("geo.nations", "shop.orders.lines", False, None, "not approved")
     access_log.record("bi.revenue", "shop.orders.lines", True, published.processing_time, "read")
-    registry = load_registry(workspace)
+    registry = load_registry(workspace, published=False)
     report = evaluate(registry, today=TODAY)
     result = build_report(registry, report, TODAY, now=published.processing_time + timedelta(hours=1))
     result["_published"] = published
@@ -128,9 +128,10 @@ def test_sample_mesh_is_all_compliant(fresh_home):
     products = [p for d in data["domains"].values() for p in d["products"].values()]
     assert all(p["not_run"] == [
         {"id": "MESH-ACC-002", "title": GLOBAL["MESH-ACC-002"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
+        {"id": "MESH-DBT-001", "title": GLOBAL["MESH-DBT-001"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
         {"id": "MESH-VER-001", "title": GLOBAL["MESH-VER-001"].title, "reason": NOT_RUN_BECAUSE["base"]}]
         for p in products)
-    assert not any(passed["id"] in ("MESH-ACC-002", "MESH-VER-001") for p in products for passed in p["passed"])
+    assert not any(passed["id"] in ("MESH-ACC-002", "MESH-DBT-001", "MESH-VER-001") for p in products for passed in p["passed"])
     assert all(port["last_publish"] is None for p in products for port in p["ports"].values())
     assert to_markdown(data).count("never published") == sum(len(p["ports"]) for p in products)
 

@@ -33,7 +33,7 @@ def test_base_revision_finds_a_breaking_change_without_a_major_bump(tmp_path):
     path = manifest_file(tmp_path, "shop/orders.yaml")
     path.write_text(yaml.safe_dump(shop_orders("1.1.0", ["status"]), sort_keys=False))  # note removed
 
-    report, failures = validate(load_registry(workspace), base="HEAD", load_locations=False)
+    report, failures = validate(load_registry(workspace, published=False), base="HEAD", load_locations=False)
     finding = next(f for f in report.errors if f.policy == "MESH-VER-001")
     assert "column note removed" in finding.message and "bump the major version (to 2.0.0)" in finding.message
     version_line = next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith("version:"))
@@ -41,7 +41,7 @@ def test_base_revision_finds_a_breaking_change_without_a_major_bump(tmp_path):
     assert not failures
 
     path.write_text(yaml.safe_dump(shop_orders("2.0.0", ["status"]), sort_keys=False))
-    report, _ = validate(load_registry(workspace), base="HEAD", load_locations=False)
+    report, _ = validate(load_registry(workspace, published=False), base="HEAD", load_locations=False)
     assert not report.findings
 
 
@@ -50,7 +50,7 @@ def test_the_text_report_groups_by_domain_and_severity_and_json_says_ok(tmp_path
     broken["output_ports"][0]["contract"]["columns"][0].pop("classification")  # error
     workspace = make_workspace(tmp_path, {"shop/orders.yaml": broken, "geo/nations.yaml": product("geo.nations")},
                                teams=("shop", "geo"))
-    registry = load_registry(workspace)
+    registry = load_registry(workspace, published=False)
     report, failures = validate(registry, load_locations=False)
     text = format_text(report, failures, registry)
     assert "shop: 1 products, 1 errors, 1 warnings, 0 waived" in text

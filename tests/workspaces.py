@@ -9,10 +9,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_sample_mesh(root: Path) -> Path:
-    """The repository's workspace, manifests and governance folder under `root`, to change; its workspace.yaml."""
-    for folder in ("mesh_code_locations", "governance"):
-        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "workspace.yaml", root / "workspace.yaml")
+    """The repository's workspace, code locations, dbt projects (prepared: their target/ comes along) and governance
+    folder under `root`, to change; its workspace.yaml."""
+    for folder in ("mesh_code_locations", "dbt_projects", "governance"):
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "logs"))
+    for file in ("workspace.yaml", "dg.toml"):
+        shutil.copy(REPO_ROOT / file, root / file)
     return root / "workspace.yaml"
 
 

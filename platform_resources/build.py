@@ -10,6 +10,8 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     AssetSpec,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
     Definitions,
     MetadataValue,
     define_asset_job,
@@ -31,6 +33,7 @@ from platform_resources.port_asset import port_asset
 from platform_resources.registry import Domain, Registry, domain_registry
 
 DOMAIN_JOB_SUFFIX = "_all_products"
+AUTOMATION_INTERVAL_SECONDS = 30
 
 
 def build_domain(domain: Domain, registry: Registry | None = None, *,
@@ -63,10 +66,20 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
         assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name)],
         jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
                                description=f"Publish every data product of {name}, as `mesh run` does.")],
+        sensors=[automation_sensor(name)],
         resources={"lineage": LineageResource(), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
         # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
         executor=in_process_executor,
     )
+
+
+def automation_sensor(domain: str) -> AutomationConditionSensorDefinition:
+    """The domain's declarative automation, on by default: with the daemon running, a product updates when its
+    upstream ports update (no central orchestrator). Dagster's own default sensor would start switched off."""
+    return AutomationConditionSensorDefinition(
+        f"{domain}_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
+        description=f"Updates {domain}'s products when the ports they read publish a new version.")
 
 
 def broken_manifest_specs(registry: Registry, domain: str) -> list[AssetSpec]:

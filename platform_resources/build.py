@@ -67,7 +67,7 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
         jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
                                description=f"Publish every data product of {name}, as `mesh run` does.")],
         sensors=[automation_sensor(name)],
-        resources={"lineage": LineageResource(), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
+        resources={"lineage": LineageResource(domain=name), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
         # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
         executor=in_process_executor,
     )
@@ -121,7 +121,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
         try:
             yield from invocation.stream()
         finally:
-            _emit_model_lineage(lineage.dagster_run(context, domain.name), domain.name, registry, translator, invocation)
+            _emit_model_lineage(lineage.dagster_run(context), domain.name, registry, translator, invocation)
 
     return _models
 

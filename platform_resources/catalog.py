@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from platform_resources.home import REPO_ROOT
-
 if TYPE_CHECKING:
     from platform_resources.manifest import Manifest, OutputPort
     from platform_resources.ports import PortVersion
@@ -175,8 +173,8 @@ def _manifest_file(registry: Registry, product_id: str) -> str | None:
     path = registry.files.get(product_id)
     if path is None:
         return None
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    try:  # local manifests relative to the workspace; published ones are already relative to their repository
+        return str(Path(path).relative_to(registry.workspace.parent.resolve())) if Path(path).is_absolute() else str(path)
     except ValueError:
         return str(path)
 

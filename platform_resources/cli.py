@@ -11,7 +11,7 @@ from datetime import datetime
 
 import duckdb
 
-from platform_resources import catalog, export, mesh_map
+from platform_resources import catalog, export, mesh_map, scaffold
 from platform_resources.governance import report, validate
 from platform_resources.home import mesh_home, prepare_home, workspace_file
 
@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)
-    for module in (export, catalog, mesh_map, validate, report):
+    for module in (export, catalog, mesh_map, validate, report, scaffold):
         module.add_command(commands)
     return root
 

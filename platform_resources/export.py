@@ -88,7 +88,7 @@ def _custom(**properties) -> list[dict]:
 
 def _manifest_link(registry: Registry, manifest: Manifest) -> list[dict]:
     path = registry.files.get(manifest.id)
-    if path is None:
+    if path is None or not Path(path).is_absolute():  # published from another repository: no local file to link
         return []
     return [{"type": "implementation", "url": Path(path).resolve().as_uri(),
              "description": "The product's manifest, the declaration this document is generated from."}]

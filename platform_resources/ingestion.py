@@ -47,7 +47,7 @@ def _ingestion_asset(domain: str, source: str, owners: list[str]) -> AssetsDefin
     def _ingest(context: AssetExecutionContext, lineage: LineageResource) -> MaterializeResult:
         facets = job_facets(None, f"Copies {system}.{table} into {domain}'s DuckDB.", integration="DAGSTER",
                             job_type="INGESTION", team_owners=owners)
-        run = lineage.job_run(context, domain, f"internal.{system}.{table}", facets)
+        run = lineage.job_run(context, f"internal.{system}.{table}", facets)
         source = (*naming.duckdb_dataset(str(operational_database(system)), "main", table), {})
         target = (*naming.domain_table(domain, system, table), {})
         run.start([source], [target])

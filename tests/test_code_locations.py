@@ -1,6 +1,5 @@
 """Every code location of workspace.yaml loads, with the asset graph the manifests promise."""
 
-import importlib
 import os
 import subprocess
 import sys

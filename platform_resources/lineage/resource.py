@@ -13,18 +13,20 @@ from platform_resources.registry import Registry
 class LineageResource(ConfigurableResource):
     """Emits from inside the generated assets: one job per output port, per dbt model and per ingestion asset."""
 
-    def dagster_run(self, context: AssetExecutionContext, domain: str) -> DagsterRun:
-        return DagsterRun(domain, context.run.job_name, context.run_id)
+    domain: str  # the code location's domain: its jobs' namespace
 
-    def job_run(self, context: AssetExecutionContext, domain: str, job_name: str, facets: dict,
+    def dagster_run(self, context: AssetExecutionContext) -> DagsterRun:
+        return DagsterRun(self.domain, context.run.job_name, context.run_id)
+
+    def job_run(self, context: AssetExecutionContext, job_name: str, facets: dict,
                 product_id: str | None = None) -> JobRun:
-        return JobRun(self.dagster_run(context, domain), job_name, facets, product_id)
+        return JobRun(self.dagster_run(context), job_name, facets, product_id)
 
     def port_run(self, context: AssetExecutionContext, manifest: Manifest, port_name: str) -> JobRun:
         port = manifest.output_port(port_name)
         facets = job_facets(manifest, f"Publishes port {manifest.id}.{port_name}: {port.description}",
                             integration="DAGSTER", job_type="PUBLISH")
-        return self.job_run(context, manifest.domain, f"{manifest.product}.{port_name}", facets, manifest.id)
+        return self.job_run(context, f"{manifest.product}.{port_name}", facets, manifest.id)
 
 
 def register_ports(registry: Registry, domains: list[str] | None = None) -> int:

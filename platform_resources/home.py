@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 _DAGSTER_YAML = """\
 # Written by the mesh platform: one Dagster instance for `mesh run` and `dagster dev`.
 telemetry:
   enabled: false
+# `mesh run` and the UI launch runs at once; the default (queued) coordinator would wait for a daemon.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
 """
+
+
+# MESH_POSTGRES_URL set: the instance's runs, event logs and schedules live in that PostgreSQL database. The URL
+# stays in the environment (read when the instance loads), never in the file.
+_POSTGRES_STORAGE_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: MESH_POSTGRES_URL
+"""
+
+POSTGRES_URL_VARIABLE = "MESH_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    """MESH_POSTGRES_URL (a SQLAlchemy URL, postgresql:// or postgresql+psycopg2://): one PostgreSQL database for the
+    Dagster storage, and by default for the Iceberg catalog and the registry store too. None: SQLite in the mesh home."""
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
 def workspace_file() -> Path:
@@ -57,10 +83,28 @@ def prepare_home() -> Path:
     dagster = dagster_home()
     dagster.mkdir(parents=True, exist_ok=True)
     config = dagster / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML)
+    wanted = _DAGSTER_YAML + (_POSTGRES_STORAGE_YAML if postgres_url() else "")
+    # A config the mesh wrote follows MESH_POSTGRES_URL (set or unset); one written by hand is left alone.
+    if not config.exists() or (config.read_text().startswith(_DAGSTER_YAML.splitlines()[0]) and config.read_text() != wanted):
+        config.write_text(wanted)
     os.environ["MESH_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(dagster)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return home
+
+
+def create_tolerating_others(create: Callable[[], T], attempts: int = 5) -> T:
+    """Run `create` (open a store, creating its tables when missing), again when another process created them first.
+
+    Two domains that open a fresh PostgreSQL store at once both find a table missing and both create it; the loser
+    fails (duplicate table, or duplicate pg_type row). The tables exist then, so the next attempt opens them.
+    """
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts):
+        try:
+            return create()
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.1 * attempt)
+    return create()

@@ -14,7 +14,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.utils.config import Config
 
-from platform_resources.home import mesh_home
+from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
@@ -47,18 +47,19 @@ class PublishResult:
 
 
 @functools.cache
-def _catalog_for(home: str) -> Catalog:
+def _catalog_for(home: str, uri: str | None) -> Catalog:
     # A catalog configured the standard pyiceberg way (.pyiceberg.yaml or PYICEBERG_CATALOG__MESH__*),
-    # for example a REST catalog, wins over the local SQLite default under the mesh home.
+    # for example a REST catalog, wins over the local default: a SQL catalog in MESH_POSTGRES_URL's database (else
+    # SQLite), its warehouse under the mesh home. A SQL catalog creates its tables on first use, which domains may race.
     if Config().get_catalog_config(CATALOG_NAME):
-        return load_catalog(CATALOG_NAME)
+        return create_tolerating_others(lambda: load_catalog(CATALOG_NAME))
     Path(home, "iceberg").mkdir(parents=True, exist_ok=True)
-    return load_catalog(CATALOG_NAME, type="sql", uri=f"sqlite:///{home}/iceberg/catalog.db",
-                        warehouse=f"file://{home}/iceberg/warehouse")
+    return create_tolerating_others(lambda: load_catalog(
+        CATALOG_NAME, type="sql", uri=uri or f"sqlite:///{home}/iceberg/catalog.db", warehouse=f"file://{home}/iceberg/warehouse"))
 
 
 def catalog() -> Catalog:
-    return _catalog_for(str(mesh_home()))
+    return _catalog_for(str(mesh_home()), postgres_url())
 
 
 def table_identifier(port_id: str) -> tuple[str, str]:

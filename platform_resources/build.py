@@ -20,7 +20,7 @@ from dagster import (
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
 from platform_resources import dbt
-from platform_resources.dbt import dbt_models_only_feeding
+from platform_resources.dbt import models_not_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
 from platform_resources.governance.engine import PolicyReport, evaluate
 from platform_resources.home import mesh_home
@@ -113,10 +113,10 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
         for product_id, why in inputs.unavailable.items():
             context.log.warning(f"{product_id} gets no inputs and will not publish: {why}")
-        # Models that only feed products without their inputs do not run; the domain's other products do.
-        skipped = dbt_models_only_feeding(
-            dbt_manifest, {p.dbt_model for m in products if m.id in inputs.unavailable for p in m.output_ports},
-            {p.dbt_model for m in products if m.id not in inputs.unavailable for p in m.output_ports})
+        # Only the models of products that can publish run: not those of a product without its inputs, nor of a
+        # broken manifest; the domain's other products publish.
+        skipped = models_not_feeding(
+            dbt_manifest, {p.dbt_model for m in products if m.id not in inputs.unavailable for p in m.output_ports})
         invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context)
         try:
             yield from invocation.stream()

@@ -77,15 +77,31 @@ def sources_document(products: list[Manifest]) -> dict:
         for name in sorted(tables)]}
 
 
-def write_sources(domain: Domain, products: list[Manifest]) -> bool:
-    """Write the generated sources file when it changed (so dbt's manifest goes stale only then)."""
+def write_sources(domain: Domain, products: list[Manifest], keep_previous: bool = False) -> bool:
+    """Write the generated sources file when it changed (so dbt's manifest goes stale only then).
+
+    keep_previous: a manifest of the domain is broken. Its models still select its sources, and dbt would fail to
+    parse the whole project without them, so no source is dropped until the manifest is fixed.
+    """
     path = domain.dbt_project / GENERATED_SOURCES
-    text = _SOURCES_HEADER + yaml.safe_dump(sources_document(products), sort_keys=False)
+    document = sources_document(products)
+    if keep_previous and path.exists():
+        document = _merged(document, yaml.safe_load(path.read_text()) or {})
+    text = _SOURCES_HEADER + yaml.safe_dump(document, sort_keys=False)
     if path.exists() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return True
+
+
+def _merged(current: dict, previous: dict) -> dict:
+    sources = {s["name"]: s for s in previous.get("sources", [])}
+    for source in current["sources"]:
+        old = sources.get(source["name"])
+        tables = {t["name"] for t in source["tables"]} | {t["name"] for t in (old or {}).get("tables", [])}
+        sources[source["name"]] = {**source, "tables": [{"name": t} for t in sorted(tables)]}
+    return {"version": 2, "sources": [sources[name] for name in sorted(sources)]}
 
 
 def manifest_path(domain: Domain) -> Path:
@@ -115,7 +131,8 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
     stale = []
     for domain in domains:
         if missing_project(domain) is None:
-            write_sources(domain, registry.products_of(domain.name))
+            broken = any(registry.location_of(product_id) == domain.name for product_id in registry.broken)
+            write_sources(domain, registry.products_of(domain.name), keep_previous=broken)
             if not is_prepared(domain):
                 stale.append(domain)
     if not stale:
@@ -139,8 +156,8 @@ def load_manifest_json(domain: Domain) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def dbt_models_only_feeding(dbt_manifest: Mapping[str, Any], blocked: set[str], kept: set[str]) -> list[str]:
-    """Names of the models upstream of (or among) `blocked` models that no `kept` model needs."""
+def models_not_feeding(dbt_manifest: Mapping[str, Any], kept: set[str]) -> list[str]:
+    """Names of the models that none of the `kept` models needs (a product without its inputs, a broken manifest)."""
     nodes = {node_id: node for node_id, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
     by_name = {node["name"]: node_id for node_id, node in nodes.items()}
 
@@ -153,7 +170,7 @@ def dbt_models_only_feeding(dbt_manifest: Mapping[str, Any], blocked: set[str], 
                 stack += [p for p in dbt_manifest["parent_map"].get(node_id, []) if p in nodes]
         return seen
 
-    return sorted(nodes[n]["name"] for n in upstream(blocked) - upstream(kept))
+    return sorted(nodes[n]["name"] for n in set(nodes) - upstream(kept))
 
 
 def dbt_resource(domain: Domain) -> DbtCliResource:
@@ -187,12 +204,8 @@ class MeshDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             declared = (dbt_resource_props["source_name"], dbt_resource_props["name"])
-            if declared not in self.sources:
-                raise ValueError(
-                    f"dbt_projects/{self.domain}: source '{declared[0]}.{declared[1]}' is not an input port of any "
-                    f"{self.domain} product. Declare it in a product manifest (from: domain.product.port, or "
-                    f"operational: system.table), or remove it from the dbt sources.")
-            return self.sources[declared]
+            # A source no healthy product declares (kept while its manifest is broken): internal, and never built.
+            return self.sources.get(declared) or internal_key(self.domain, "undeclared_source", *declared)
         return internal_key(self.domain, dbt_resource_props["name"])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:

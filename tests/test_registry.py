@@ -116,3 +116,18 @@ def test_other_domains_load_when_one_domains_manifest_is_broken(tmp_path, prepar
     assert returned.tags["mesh/compliance"] == "blocked" and "MESH-REG-001" in returned.metadata["mesh/blocked"]
     healthy = graph.get(AssetKey(["finance", "top_supplier", "top_supplier"]))
     assert "mesh/blocked" not in healthy.metadata and healthy.tags["mesh/compliance"] == "compliant"
+
+
+def test_a_broken_manifest_shows_in_its_code_location_and_the_domains_other_products_still_build(tmp_path, prepared_dbt):
+    from platform_resources.build import build_domain
+
+    workspace = copy_sample_mesh(tmp_path)
+    (tmp_path / "mesh_code_locations/finance/products/top_supplier.yaml").write_text("id: finance.top_supplier\nowner: [\n")
+    registry = load_registry(workspace, published=False)
+    graph = build_domain(registry.domains["finance"], registry).resolve_asset_graph()
+    broken = graph.get(AssetKey(["finance", "top_supplier"]))
+    assert not broken.is_materializable and broken.tags["mesh/compliance"] == "blocked"
+    assert "**Broken manifest**" in broken.description and "top_supplier.yaml:3" in broken.description
+    assert "not valid YAML" in broken.description
+    assert graph.get(AssetKey(["finance", "pricing_summary", "pricing_summary"])).tags["mesh/compliance"] == "compliant"
+    assert AssetKey(["finance", "top_supplier", "top_supplier"]) not in graph.get_all_asset_keys()

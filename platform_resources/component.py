@@ -9,11 +9,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from platform_resources.registry import PRODUCTS_FOLDER, Domain
 
 
+class DataMeshDomainScaffoldParams(BaseModel):
+    """`dg scaffold defs platform_resources.component.DataMeshDomain <path> [--domain D] [--dbt-project P]`."""
+
+    domain: str | None = Field(default=None, description="The domain (default: the dg project's code location name).")
+    manifests: str = Field(default=PRODUCTS_FOLDER,
+                           description="Folder of the product manifests, relative to the project.")
+    dbt_project: str | None = Field(default=None, description="The dbt project folder, relative to the project "
+                                                              "(default: dbt_projects/<domain> of the repository).")
+
+
+class DataMeshDomainScaffolder(dg.Scaffolder[DataMeshDomainScaffoldParams]):
+    """Writes the defs.yaml `mesh new domain` writes (`mesh new domain` creates the whole domain around it)."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[DataMeshDomainScaffoldParams]:
+        return DataMeshDomainScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[DataMeshDomainScaffoldParams]) -> None:
+        from platform_resources import scaffold  # Jinja2 only when scaffolding, never when a location loads
+
+        params = request.params or DataMeshDomainScaffoldParams()
+        scaffold.scaffold_component(request, params.domain, params.manifests, params.dbt_project)
+
+
+@dg.scaffold_with(DataMeshDomainScaffolder)
 class DataMeshDomain(dg.Component, dg.Resolvable, dg.Model):
     """A domain of the data mesh: every product manifest in `manifests` becomes output-port assets with their
     contracts, policy checks, SLOs and lineage; the dbt project becomes the domain's internal assets."""

@@ -51,8 +51,8 @@ def _catalog_for(home: str, uri: str | None) -> Catalog:
     # A catalog configured the standard pyiceberg way (.pyiceberg.yaml or PYICEBERG_CATALOG__MESH__*),
     # for example a REST catalog, wins over the local default: a SQL catalog in MESH_POSTGRES_URL's database (else
     # SQLite), its warehouse under the mesh home. A SQL catalog creates its tables on first use, which domains may race.
-    if Config().get_catalog_config(CATALOG_NAME):
-        return create_tolerating_others(lambda: load_catalog(CATALOG_NAME))
+    if config := Config().get_catalog_config(CATALOG_NAME):  # read now: load_catalog's own copy is from import time
+        return create_tolerating_others(lambda: load_catalog(CATALOG_NAME, **config))
     Path(home, "iceberg").mkdir(parents=True, exist_ok=True)
     return create_tolerating_others(lambda: load_catalog(
         CATALOG_NAME, type="sql", uri=uri or f"sqlite:///{home}/iceberg/catalog.db", warehouse=f"file://{home}/iceberg/warehouse"))
@@ -126,6 +126,7 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
         with tx.update_schema() as update:
             update.union_by_name(stamped.schema)
+        with tx.update_schema() as update:  # a second update: the first one's new columns are not visible inside it
             for column, doc in (column_docs or {}).items():
                 update.update_column(column, doc=doc)
         tx.overwrite(stamped, snapshot_properties={PROCESSING_TIME_PROPERTY: processing_time.isoformat()})

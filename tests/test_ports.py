@@ -27,6 +27,15 @@ def test_publish_then_read_latest(fresh_home):
     assert table.schema().find_field("n_name").doc == "Nation name."
 
 
+def test_a_column_added_to_a_published_port_gets_its_description(fresh_home):
+    ports.publish(PORT, nations("FRANCE"), {"n_name": "Nation name."})
+    wider = nations("FRANCE").append_column("n_comment", pa.array(["wine"]))
+    ports.publish(PORT, wider, {"n_name": "Nation name.", "n_comment": "A comment."})
+    table = ports.catalog().load_table(ports.table_identifier(PORT))
+    assert table.schema().find_field("n_comment").doc == "A comment."
+    assert ports.scan_version(PORT, ports.resolve_version(PORT)).column("n_comment").to_pylist() == ["wine"]
+
+
 def test_every_publish_is_a_new_strictly_later_version_and_old_ones_stay_readable(fresh_home):
     published = [ports.publish(PORT, nations(*names)) for names in (["A"], ["A", "B"], ["C"])]
     times = [p.processing_time for p in published]

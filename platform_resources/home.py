@@ -36,9 +36,15 @@ POSTGRES_URL_VARIABLE = "MESH_POSTGRES_URL"
 
 
 def postgres_url() -> str | None:
-    """MESH_POSTGRES_URL (a SQLAlchemy URL, postgresql:// or postgresql+psycopg2://): one PostgreSQL database for the
-    Dagster storage, and by default for the Iceberg catalog and the registry store too. None: SQLite in the mesh home."""
-    return os.environ.get(POSTGRES_URL_VARIABLE) or None
+    """MESH_POSTGRES_URL, postgresql+psycopg2://user:password@host:5432/db: one PostgreSQL database for the Dagster
+    storage, and by default for the Iceberg catalog and the registry store too. None: SQLite in the mesh home."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE) or None
+    if url and not url.startswith("postgresql+psycopg2://"):
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg (version 3), which the platform does not install.
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"{POSTGRES_URL_VARIABLE} must name the psycopg2 driver: write postgresql+psycopg2://... "
+                         f"instead of {scheme}://...")
+    return url
 
 
 def workspace_file() -> Path:

@@ -113,7 +113,7 @@ def publish(domain: str, manifests: list[tuple[str, str, str, str | None]], url:
                 con.execute(insert(published_manifests), [
                     {"product_id": pid, "domain": domain, "source_file": source, "manifest": text, "error": error,
                      "published_at": now} for pid, source, text, error in manifests])
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, ImportError) as exc:  # ImportError: a URL whose driver is not installed
         raise _store_error(url, exc) from None
     return len(manifests)
 
@@ -130,6 +130,6 @@ def published(url: str | None = None) -> list[PublishedManifest]:
             if not inspect(con).has_table(published_manifests.name):
                 return []
             rows = con.execute(select(published_manifests).order_by(published_manifests.c.product_id)).all()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, ImportError) as exc:  # ImportError: a URL whose driver is not installed
         raise _store_error(url, exc) from None
     return [PublishedManifest(r.product_id, r.domain, r.source_file, r.manifest, r.error, r.published_at) for r in rows]

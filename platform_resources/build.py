@@ -104,7 +104,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
     translator = dbt.MeshDbtTranslator(domain.name, products)
 
     @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain.name}_dbt_models",
-                project=dbt.project(domain))
+                project=dbt.project(domain), pool=dbt.duckdb_pool(domain.name))
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
         inputs = load_input_ports(registry, domain.name)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import duckdb
 
-from platform_resources import catalog, export, mesh_map, scaffold
+from platform_resources import catalog, export, mesh_map, scaffold, serve
 from platform_resources.governance import report, validate
 from platform_resources.home import mesh_home, prepare_home, workspace_file
 
@@ -19,7 +19,11 @@ from platform_resources.home import mesh_home, prepare_home, workspace_file
 def _run(args: argparse.Namespace) -> int:
     from platform_resources.runner import format_summary, run_mesh
 
-    summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print)
+    try:
+        summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print)
+    except KeyboardInterrupt:  # Ctrl-C: run_mesh has canceled its runs and stopped what it started
+        print("mesh run: interrupted; the runs still going were canceled", file=sys.stderr)
+        return 130
     from platform_resources.registry import load_registry
 
     print(f"mesh map: {mesh_map.write_map(load_registry(), mesh_home() / 'mesh-map.html')}")
@@ -223,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)
-    for module in (export, catalog, mesh_map, validate, report, scaffold):
+    for module in (export, catalog, mesh_map, validate, report, scaffold, serve):
         module.add_command(commands)
     return root
 

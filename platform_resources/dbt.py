@@ -35,6 +35,12 @@ def internal_key(domain: str, *name: str) -> AssetKey:
     return AssetKey([domain, "internal", *name])
 
 
+def duckdb_pool(domain: str) -> str:
+    """The Dagster concurrency pool of every step that opens the domain's DuckDB file, which takes one writer at a
+    time: two runs of one domain (mesh run and the daemon's automation, say) take turns instead of failing."""
+    return f"{domain}_duckdb"
+
+
 def input_schema(product_id: str) -> str:
     """DuckDB schema (and dbt source name) a consumer sees an upstream product's ports in."""
     return product_id.replace(".", "_")

@@ -20,6 +20,11 @@ telemetry:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: DefaultRunCoordinator
+# One step at a time in each domain's DuckDB pool (platform_resources.dbt.duckdb_pool): runs of one domain
+# started by `mesh run` and by the daemon's automation take turns on its single-writer file.
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 

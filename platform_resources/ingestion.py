@@ -4,7 +4,7 @@
 import duckdb
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from platform_resources.dbt import internal_key
+from platform_resources.dbt import duckdb_pool, internal_key
 from platform_resources.home import domain_duckdb_path, operational_dir
 from platform_resources.lineage import naming
 from platform_resources.lineage.facets import job_facets
@@ -41,7 +41,7 @@ def ingestion_assets(domain: str, products: list[Manifest]) -> list[AssetsDefini
 def _ingestion_asset(domain: str, source: str, owners: list[str]) -> AssetsDefinition:
     system, table = source.split(".")
 
-    @asset(key=internal_key(domain, system, table), group_name=f"{domain}_internal", owners=owners,
+    @asset(key=internal_key(domain, system, table), group_name=f"{domain}_internal", owners=owners, pool=duckdb_pool(domain),
            kinds={"python", "duckdb"}, tags={"mesh/visibility": "domain-internal"},
            description=f"Copies table `{table}` of the operational system `{system}` into {domain}'s DuckDB.")
     def _ingest(context: AssetExecutionContext, lineage: LineageResource) -> MaterializeResult:

@@ -102,7 +102,7 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
            check_specs=checks, freshness_policy=freshness_policy(port.freshness),
            # A blocked product would only fail again: the daemon leaves it alone until a fixed manifest is deployed.
            automation_condition=None if manifest.id in report.blocked else AutomationCondition.eager(),
-           code_version=port.contract.version or manifest.version)
+           code_version=port.contract.version or manifest.version, pool=dbt.duckdb_pool(manifest.domain))
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
         inputs = [(*naming.relation_dataset(manifest.domain, relations[port.dbt_model]), {})] \

@@ -1,33 +1,43 @@
-"""`mesh run`: materialize every data product of every domain, domain by domain in dependency order.
+"""`mesh run`: materialize every data product of the workspace's domains, domain by domain in dependency order.
 
-Runs are recorded in the mesh's Dagster instance, so `dagster dev` shows them.
+Each domain's job `<domain>_all_products` is launched through the Dagster instance and the workspace with
+`dagster job launch`, as the webserver would launch it: the run has the domain's code location as origin, so the
+job's page lists it and the UI can re-execute it. The summary is read back from the run's event log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import graphlib
-import importlib
-import multiprocessing
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
 
-from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, Definitions
-from dagster._utils.error import SerializableErrorInfo
+import yaml
+from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
-from platform_resources.home import mesh_home, operational_dir, prepare_home
+from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
-from platform_resources.registry import Registry, RegistryError, load_registry, mesh_registry
+from platform_resources.registry import Registry, RegistryError, published_registry
 
-# The full event log is in the Dagster instance; failures reach the console through the summary.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+POLL_SECONDS = 0.5
+QUEUED_HINT_SECONDS = 30  # a run queued this long waits for a daemon that is not running
+STOP_SECONDS = 10  # how long a stopped launch command may take to shut its code server down
+BIN = Path(sys.executable).parent  # dagster's commands of this environment
 
 
 @dataclass
@@ -54,37 +64,187 @@ class MeshRunSummary:
         return not self.failed_domains and all(p.error is None and p.rows is not None for p in self.ports.values())
 
 
-def load_definitions(registry: Registry, domain: str) -> Definitions:
-    return importlib.import_module(registry.domains[domain].module).defs
+class ErrorInfo(Protocol):
+    """The part of Dagster's serializable error info the summary reads."""
+
+    message: str
+    cls_name: str | None
+    cause: ErrorInfo | None
 
 
-def run_domain(registry: Registry, domain: str, instance: DagsterInstance, tags: dict[str, str],
-               summary: MeshRunSummary) -> None:
-    port_ids = {f"{m.id}.{p.name}" for m in registry.products_of(domain) for p in m.output_ports}
-    for port_id in sorted(port_ids):
-        summary.ports[port_id] = PortOutcome(port_id)
-    defs = load_definitions(registry, domain)
-    job = defs.resolve_job_def(f"{domain}{DOMAIN_JOB_SUFFIX}")
-    # dbt writes its own log to stdout; keep it in a file so the console shows the summary.
-    log_file = mesh_home() / "logs" / f"{domain}.log"
-    with log_file.open("w") as log, contextlib.redirect_stdout(log):
-        result = job.execute_in_process(instance=instance, raise_on_error=False, tags={**tags, "mesh/domain": domain},
-                                        run_config=QUIET_CONSOLE)
-    summary.run_ids[domain] = result.run_id
-    for event in result.all_events:
-        _record(event, domain, summary)
-    for port_id in port_ids:  # a blocked product's port is skipped: say why
-        outcome = summary.ports[port_id]
-        key = AssetKey(port_id.split("."))
-        blocked = defs.resolve_assets_def(key).metadata_by_key[key].get("mesh/blocked")
-        if outcome.rows is None and outcome.error is None and blocked:
-            outcome.error = f"blocked by policy: {blocked}"
-    if not result.success and domain not in summary.failed_domains and not any(
-            summary.ports[p].error for p in port_ids):
-        summary.failed_domains[domain] = "run failed; see the run in Dagster"
+@dataclass
+class _Launch:
+    """One domain's run: its `dagster job launch` command, then the run it created in the instance."""
+
+    domain: str
+    run_id: str
+    process: subprocess.Popen
+    started: float
+    launched: bool = False  # the command exited 0: the run was handed to the run launcher
+    queued_hint: bool = False
 
 
-def _root_cause(error: SerializableErrorInfo) -> str:
+def domain_log(domain: str) -> Path:
+    """What the domain's launch, code server and run print (dbt's output too); the event log has the rest."""
+    return mesh_home() / "logs" / f"{domain}.log"
+
+
+# --- the workspace --------------------------------------------------------------------------------------------
+def workspace_entries(workspace: Path) -> dict[str, dict[str, Any]]:
+    """Each code location of workspace.yaml by its location_name, as a `load_from` item that loads the same way
+    from a workspace file elsewhere.
+
+    Dagster reads python_file paths relative to the workspace file (rebased here) and module working directories
+    relative to the current directory (the launch runs in the workspace's folder).
+    """
+    document = yaml.safe_load(workspace.read_text()) if workspace.exists() else None
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in (document or {}).get("load_from") or []:
+        for kind, target in (entry or {}).items():
+            if not isinstance(target, dict) or not isinstance(target.get("location_name"), str):
+                continue
+            if kind == "python_file":
+                paths = {key: str(workspace.parent / target[key]) for key in ("relative_path", "working_directory")
+                         if isinstance(target.get(key), str)}
+                target = {**target, **paths}
+                target.setdefault("working_directory", str(workspace.parent))
+            entries[target["location_name"]] = {kind: target}
+    return entries
+
+
+def _write_workspace(path: Path, entries: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"load_from": entries}, sort_keys=False))
+    return path
+
+
+# --- launching and watching runs ------------------------------------------------------------------------------
+def _launch(domain: str, spec: Path, tags: dict[str, str], cwd: Path) -> _Launch:
+    """Start `dagster job launch` for the domain's job: it loads the one code location, creates the run and hands it
+    to the instance's run launcher, which runs it in a process of the location's code server."""
+    run_id = str(uuid.uuid4())
+    job = f"{domain}{DOMAIN_JOB_SUFFIX}"
+    command = [str(BIN / "dagster"), "job", "launch", "-w", str(spec), "-l", domain, "-j", job, "--run-id", run_id,
+               "--tags", json.dumps({**tags, "mesh/domain": domain})]
+    with domain_log(domain).open("w") as log:
+        # Its own session: Ctrl-C reaches mesh run only, which then stops exactly what it started.
+        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    return _Launch(domain, run_id, process, time.perf_counter())
+
+
+_EXCEPTION_LINE = re.compile(r"^(Error: .+|[A-Za-z_][\w.]*(Error|Exception|Failure)(: .*)?)$")
+
+
+def _launch_error(output: str) -> str:
+    """The user's root cause of a failed launch: the innermost exception (or click error) the command printed."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    causes = [line.removeprefix("Error: ") for line in lines if _EXCEPTION_LINE.match(line)]
+    return causes[-1] if causes else (lines[-1] if lines else "dagster job launch failed")
+
+
+def _poll(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]) -> DagsterRunStatus | str | None:
+    """The finished run's status, the launch error, or None while the launch or the run is still going."""
+    if not launch.launched:
+        code = launch.process.poll()
+        if code is None:
+            return None
+        if code != 0:
+            return f"not launched: {_launch_error(domain_log(launch.domain).read_text(errors='replace'))}"
+        launch.launched = True
+    run = instance.get_run_by_id(launch.run_id)
+    if run is None:
+        return "the launch exited without creating its run"
+    if run.status == DagsterRunStatus.QUEUED and not launch.queued_hint and \
+            time.perf_counter() - launch.started > QUEUED_HINT_SECONDS:
+        launch.queued_hint = True
+        log(f"  {launch.domain:<12} run {launch.run_id} is queued: this instance's run coordinator waits for "
+            "`dagster-daemon run` (the mesh's own dagster.yaml launches runs at once)")
+    return run.status if run.is_finished else None
+
+
+def _stop(launches: list[_Launch], instance: DagsterInstance) -> None:
+    """Ctrl-C or an error: terminate the runs still going, then the launch commands still running, by PID."""
+    for launch in launches:
+        run = instance.get_run_by_id(launch.run_id)
+        if run and run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
+            with contextlib.suppress(Exception):  # cleanup must not hide why mesh run stopped
+                instance.run_launcher.terminate(launch.run_id)
+    for launch in launches:
+        if launch.process.poll() is None:
+            launch.process.send_signal(signal.SIGINT)  # the command shuts its code server down on interrupt
+    for launch in launches:
+        try:
+            launch.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            launch.process.kill()
+            launch.process.wait()
+        run = instance.get_run_by_id(launch.run_id)
+        if run and run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
+            with contextlib.suppress(Exception):
+                instance.report_run_canceled(run, message="mesh run was interrupted before the run started")
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM stops mesh run the way Ctrl-C does; and a SIGINT ignored by the shell (`mesh run &` in a script) is
+    restored, so the commands it starts do not inherit the ignore (Dagster maps SIGTERM onto SIGINT's handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if previous[signal.SIGINT] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], _Launch | str],
+                             finish: Callable[[_Launch | None, str, DagsterRunStatus | str], None],
+                             instance: DagsterInstance, workers: int, log: Callable[[str], None]) -> None:
+    """Launch each domain once the domains it reads from are done, `workers` runs at a time.
+
+    `start` returns an error instead of a launch when the domain cannot be launched; `finish` gets each domain's
+    launch (None if none), and its run's status or its error.
+    """
+    sorter = graphlib.TopologicalSorter(graph)
+    sorter.prepare()
+    ready: list[str] = []
+    running: list[_Launch] = []
+    try:
+        while sorter.is_active():
+            ready += sorter.get_ready()
+            while ready and len(running) < workers:
+                domain = ready.pop(0)
+                launch = start(domain)
+                if isinstance(launch, str):
+                    sorter.done(domain)
+                    finish(None, domain, launch)
+                    continue
+                running.append(launch)
+                log(f"  {domain:<12} started  run {launch.run_id}")
+            for launch in list(running):
+                outcome = _poll(launch, instance, log)
+                if outcome is not None:
+                    running.remove(launch)
+                    sorter.done(launch.domain)
+                    finish(launch, launch.domain, outcome)
+            if running:
+                time.sleep(POLL_SECONDS)
+    except BaseException:
+        _stop(running, instance)
+        raise
+
+
+# --- the summary ------------------------------------------------------------------------------------------------
+def _root_cause(error: ErrorInfo) -> str:
     """The user's exception, not Dagster's wrapper around it."""
     while error.cause and error.cls_name == "DagsterExecutionStepExecutionError":
         error = error.cause
@@ -115,76 +275,140 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
             summary.failed_domains[domain] = f"step {event.step_key} failed: {message.splitlines()[0]}"
 
 
-def _initialize_instance() -> None:
-    """Create the Dagster instance's storage once, before worker processes race to create it."""
+_BLOCKED_QUERY = """query Blocked($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) { assetKey { path } metadataEntries { label ... on TextMetadataEntry { text } } }
+}"""
+
+
+def _blocked_reasons(entries: list[dict[str, Any]], port_ids: list[str], folder: Path, cwd: Path) -> dict[str, str]:
+    """`mesh/blocked` of these ports as their code locations declare it (one `dagster-graphql` over their locations).
+
+    Only needed when a port published nothing and reported no error: its step was skipped.
+    """
+    spec = _write_workspace(folder / "blocked.yaml", entries)
+    answer = folder / "blocked.json"
+    variables = json.dumps({"keys": [{"path": port_id.split(".")} for port_id in port_ids]})
+    subprocess.run([str(BIN / "dagster-graphql"), "-w", str(spec), "-t", _BLOCKED_QUERY, "-v", variables,
+                    "-o", str(answer)], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    if not answer.exists():
+        return {}
+    nodes = (json.loads(answer.read_text()).get("data") or {}).get("assetNodes") or []
+    return {".".join(node["assetKey"]["path"]): entry["text"] for node in nodes for entry in node["metadataEntries"]
+            if entry["label"] == "mesh/blocked" and entry.get("text")}
+
+
+def _initialize_instance() -> DagsterInstance:
+    """The Dagster instance, its storage created before the launches race to create it."""
     instance = DagsterInstance.get()
     instance.get_runs(limit=1)
     instance.get_latest_materialization_event(AssetKey(["mesh"]))
-    instance.dispose()
+    return instance
 
 
-def _run_one(domain: str, tags: dict[str, str]) -> MeshRunSummary:
-    """Prepare and run one domain; in a worker process when domains run in parallel."""
-    started = time.perf_counter()
-    summary = MeshRunSummary(float(tags["mesh/scale"]))
-    try:
-        dbt.prepare([domain])
-        # The registry the code location was built from, so the ports counted are the ports it runs.
-        run_domain(mesh_registry(), domain, DagsterInstance.get(), tags, summary)
-    except Exception as exc:  # a broken domain never stops the others
-        summary.failed_domains[domain] = f"{type(exc).__name__}: {exc}"
-    summary.seconds = time.perf_counter() - started
-    return summary
+@dataclass
+class _Batch:
+    """One `mesh run`: the domains it launches, and what their runs' event logs say."""
 
+    registry: Registry
+    summary: MeshRunSummary
+    instance: DagsterInstance
+    workspace: Path
+    folder: Path  # where the one-location workspace files go
+    tags: dict[str, str]
+    log: Callable[[str], None]
+    entries: dict[str, dict[str, Any]] = field(init=False)
+    statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
+    run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
 
-def _run_in_dependency_order(graph: dict[str, set[str]], tags: dict[str, str], workers: int) -> Iterator[tuple[str, MeshRunSummary]]:
-    """Run each domain once the domains it reads from are done, `workers` at a time."""
-    sorter = graphlib.TopologicalSorter(graph)
-    if workers == 1:
-        for domain in sorter.static_order():
-            yield domain, _run_one(domain, tags)
-        return
-    sorter.prepare()
-    # spawn, not fork: Dagster and DuckDB hold threads and locks a forked child must not inherit.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        running: dict[Future, str] = {}
-        while sorter.is_active():
-            for domain in sorter.get_ready():
-                running[pool.submit(_run_one, domain, tags)] = domain
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                domain = running.pop(future)
-                yield domain, future.result()
-                sorter.done(domain)
+    def __post_init__(self) -> None:
+        self.entries = workspace_entries(self.workspace)
+
+    def ports_of(self, domain: str) -> list[str]:
+        return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
+
+    def start(self, domain: str) -> _Launch | str:
+        if domain not in self.entries:
+            return f"no code location named {domain} in {self.workspace} (an entry with location_name: {domain})"
+        try:
+            dbt.prepare(self.registry, [domain])  # the code location loads the prepared dbt manifest, never parses
+        except Exception as exc:  # a broken domain never stops the others
+            return f"{type(exc).__name__}: {exc}"
+        spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
+        return _launch(domain, spec, self.tags, self.workspace.parent)
+
+    def finish(self, launch: _Launch | None, domain: str, outcome: DagsterRunStatus | str) -> None:
+        run_id = launch.run_id if launch and self.instance.get_run_by_id(launch.run_id) else None
+        if run_id:
+            self.summary.run_ids[domain] = run_id
+        if isinstance(outcome, DagsterRunStatus):
+            self.statuses[domain] = outcome
+            for entry in self.instance.all_logs(run_id):
+                event = entry.dagster_event
+                if event:
+                    _record(event, domain, self.summary)
+                if event and event.event_type == DagsterEventType.RUN_FAILURE and \
+                        getattr(event.event_specific_data, "error", None):
+                    self.run_errors[domain] = _root_cause(event.event_specific_data.error)
+        else:
+            self.summary.failed_domains[domain] = outcome
+        seconds = time.perf_counter() - launch.started if launch else 0.0
+        status = outcome.value if isinstance(outcome, DagsterRunStatus) else "NOT LAUNCHED"
+        where = "" if outcome == DagsterRunStatus.SUCCESS else f"  (log: {domain_log(domain)})"
+        self.log(f"  {domain:<12} {seconds:6.1f} s  run {run_id or '-'}  {status}{where}")
+
+    def explain_skipped(self) -> None:
+        """A blocked product's port is skipped without an error of its own: say why."""
+        silent = {d: [p for p in self.ports_of(d) if self.summary.ports[p].rows is None and
+                      self.summary.ports[p].error is None] for d in self.statuses}
+        silent = {d: ports for d, ports in silent.items() if ports}
+        if not silent:
+            return
+        reasons = _blocked_reasons([self.entries[d] for d in silent], [p for ports in silent.values() for p in ports],
+                                   self.folder, self.workspace.parent)
+        for port_id, why in reasons.items():
+            self.summary.ports[port_id].error = f"blocked by policy: {why}"
+
+    def conclude(self) -> None:
+        """A run that failed where no port says why is a failed domain."""
+        for domain, status in self.statuses.items():
+            if status != DagsterRunStatus.SUCCESS and domain not in self.summary.failed_domains and not any(
+                    self.summary.ports[p].error for p in self.ports_of(domain)):
+                why = self.run_errors.get(domain) or "see it in Dagster (`mesh dev`)"
+                self.summary.failed_domains[domain] = f"run {self.summary.run_ids[domain]} {status.value}: {why}"
 
 
 def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int = 2, log=print) -> MeshRunSummary:
-    """Materialize the selected domains (all by default), independent domains `workers` at a time."""
+    """Materialize the selected domains (all of the workspace by default), independent domains `workers` at a time."""
     started = time.perf_counter()
     prepare_home()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
     if tpch.ensure(operational_dir(), scale):
         log(f"generated the operational systems at TPC-H scale {scale} in {operational_dir()}")
-    registry = load_registry()
+    registry = published_registry()  # code locations read the registry store: publish this checkout first
     register_ports(registry, domains)  # lineage knows every product before its first run
     graph = registry.domain_dependencies()
     unknown = sorted(set(domains or []) - set(graph))
     if unknown:
         raise RegistryError(f"unknown domains {unknown}; the workspace has {sorted(graph)}")
-    selected = {d: ups & set(domains or graph) for d, ups in graph.items() if not domains or d in domains}
+    # Domains known only from the registry store are run by their own workspaces.
+    wanted = set(domains or [d for d, domain in registry.domains.items() if domain.is_local or domain.server])
+    selected = {d: ups & wanted for d, ups in graph.items() if d in wanted}
     summary = MeshRunSummary(scale)
     for domain in registry.domain_order():  # the summary lists ports in dependency order
         summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}")
                               for m in registry.products_of(domain) if domain in selected for p in m.output_ports})
     tags = {"mesh/batch": uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
-    _initialize_instance()
-    for domain, part in _run_in_dependency_order(selected, tags, max(1, workers)):
-        summary.ports.update(part.ports)
-        summary.failed_domains.update(part.failed_domains)
-        summary.run_ids.update(part.run_ids)
-        log(f"  {domain:<12} {part.seconds:6.1f} s  run {part.run_ids.get(domain, '-')}"
-            f"  (log: {mesh_home() / 'logs' / (domain + '.log')})")
+    instance = _initialize_instance()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mesh-run-") as folder, _interruptible():
+            batch = _Batch(registry, summary, instance, workspace_file(), Path(folder), tags, log)
+            _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
+            batch.explain_skipped()
+        batch.conclude()
+    finally:
+        instance.dispose()
     summary.lineage = delivery().flush(force=False)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -198,7 +422,7 @@ def format_summary(summary: MeshRunSummary) -> str:
         checks = f"{outcome.checks_passed}/{outcome.checks_passed + outcome.checks_failed}"
         when = "-"
         if outcome.processing_time is not None:
-            when = datetime.fromtimestamp(outcome.processing_time, timezone.utc).isoformat()
+            when = datetime.fromtimestamp(outcome.processing_time, UTC).isoformat()
         rows = "-" if outcome.rows is None else f"{outcome.rows:,}"
         lines.append(f"{outcome.port_id:<45} {rows:>9}  {checks:>7}  {when:<32} {status}")
     for domain, error in summary.failed_domains.items():

@@ -42,8 +42,10 @@ def _start(domain: Domain, host: str, port: int, log) -> subprocess.Popen:
         raise ValueError(f"domain '{domain.name}' has no local code location to serve; its own deployment serves it")
     command = [str(DAGSTER), "code-server", "start", "-h", host, "-p", str(port), "-m", domain.module,
                "-d", str(domain.working_directory), "--location-name", domain.name]
-    # Its own session: Ctrl-C in the terminal reaches us, and we stop the servers we started, by PID.
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Its own session: Ctrl-C in the terminal reaches us, and we stop the servers we started, by PID. SIGINT is
+    # restored: started from a script with `&` it is ignored, and Dagster's servers then ignore SIGTERM too.
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _healthy(host: str, port: int) -> bool:

@@ -143,7 +143,7 @@ def test_running_again_publishes_a_new_processing_time_and_the_old_data_stays_re
 def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot(fresh_home, prepared_dbt):
     import duckdb
 
-    good = run_mesh(SCALE, domains=["crm"], workers=1, log=lambda *_: None)  # the in-process path
+    good = run_mesh(SCALE, domains=["crm"], workers=1, log=lambda *_: None)  # one run at a time
     assert good.ok, format_summary(good)
     served_before = ports.resolve_version("crm.customers.customers")
     # The CRM system starts to hold a duplicate customer key.

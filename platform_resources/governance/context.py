@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from dagster import AssetKey
 
+from platform_resources.home import REPO_ROOT
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.registry import Registry
 
@@ -36,8 +37,10 @@ class ProductContext:
 
 
 def teams_file(registry: Registry) -> Path:
-    """The governance group's list of known teams, next to the workspace."""
-    return registry.workspace.parent / TEAMS_FILE
+    """The governance group's list of known teams: next to the workspace, else the platform checkout's (a workspace
+    of code servers, like `mesh serve`'s in the mesh home, has no governance folder beside it)."""
+    beside = registry.workspace.parent / TEAMS_FILE
+    return beside if beside.exists() or not (REPO_ROOT / TEAMS_FILE).exists() else REPO_ROOT / TEAMS_FILE
 
 
 def load_teams(registry: Registry) -> frozenset[str]:

@@ -28,7 +28,9 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
 )
 from openlineage.client.serde import Serde
-from openlineage_spec import SPEC_ROOT, marquez_problems, validate_event
+from openlineage_spec import NEEDS_SPEC, SPEC_ROOT, marquez_problems, validate_event
+
+pytestmark = NEEDS_SPEC
 
 PRODUCER = "https://github.com/example/mesh-platform"
 EVENT_TIME = "2024-05-01T06:00:00.000000+00:00"

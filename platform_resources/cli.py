@@ -141,9 +141,9 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def registry_store_location() -> str:
-    from platform_resources.registry_store import _safe, store_url
+    from platform_resources.registry_store import safe_url, store_url
 
-    return _safe(store_url())
+    return safe_url(store_url())
 
 
 def _lineage_flush(args: argparse.Namespace) -> int:

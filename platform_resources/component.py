@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel, Field
 
-from platform_resources.registry import PRODUCTS_FOLDER, Domain
+from platform_resources.registry import PRODUCTS_FOLDER, Domain, domain_at
 
 
 class DataMeshDomainScaffoldParams(BaseModel):
@@ -50,8 +50,7 @@ class DataMeshDomain(dg.Component, dg.Resolvable, dg.Model):
                                     description="The domain's dbt project folder, relative to the project root.")
 
     def domain_at(self, project_root: Path) -> Domain:
-        return Domain(self.domain, folder=project_root, manifests_folder=(project_root / self.manifests).resolve(),
-                      dbt_project=(project_root / self.dbt_project).resolve() if self.dbt_project else None)
+        return domain_at(project_root, self.domain, self.manifests, self.dbt_project)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from platform_resources.build import build_domain  # Dagster lists components without building them

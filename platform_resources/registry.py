@@ -209,9 +209,15 @@ def local_domain(name: str, folder: Path, module: str | None = None, working_dir
     config = component_config(folder)
     dbt_project = config.get("dbt_project")
     if dbt_project is None and not config:  # a plain folder of manifests (no component): the sample layout's place
-        dbt_project = Path("..", "..", "dbt_projects", name)
-    return Domain(config.get("domain", name), module, folder,
-                  (folder / config.get("manifests", PRODUCTS_FOLDER)).resolve(),
+        dbt_project = str(Path("..", "..", "dbt_projects", name))
+    return domain_at(folder, config.get("domain", name), config.get("manifests", PRODUCTS_FOLDER), dbt_project,
+                     module, working_directory)
+
+
+def domain_at(folder: Path, name: str, manifests: str, dbt_project: str | None, module: str | None = None,
+              working_directory: Path | None = None) -> Domain:
+    """The domain of a dg project folder, with the component's paths (relative to the folder) resolved."""
+    return Domain(name, module, folder, (folder / manifests).resolve(),
                   (folder / dbt_project).resolve() if dbt_project else None, working_directory=working_directory)
 
 
@@ -291,9 +297,13 @@ def publish_domains(registry: Registry, domains: list[str] | None = None) -> int
 
 
 def published_registry(workspace: Path | None = None) -> Registry:
-    """Publish this checkout's domains to the registry store (what local commands do for you), then the mesh."""
-    publish_domains(load_registry(workspace))
-    return load_registry(workspace)
+    """Publish this checkout's domains to the registry store (what local commands do for you), then the mesh.
+
+    The registry loaded before publishing is already the mesh after it: local domains come from their folders.
+    """
+    registry = load_registry(workspace)
+    publish_domains(registry)
+    return registry
 
 
 def _source_file(registry: Registry, path: Path) -> str:

@@ -75,11 +75,11 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _store_error(url: str, exc: Exception) -> RegistryStoreError:
-    return RegistryStoreError(f"the registry store at {_safe(url)} cannot be used ({exc.__class__.__name__}: "
+    return RegistryStoreError(f"the registry store at {safe_url(url)} cannot be used ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0]}); check {REGISTRY_URL_VARIABLE}")
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest and ":" in rest.split("@", 1)[0]:

@@ -135,8 +135,9 @@ def _register(args: argparse.Namespace) -> int:
     published = publish_domains(registry, args.domain)
     print(f"published {published} product manifests to the registry store ({registry_store_location()})")
     count = register_ports(load_registry(), args.domain)
-    result = delivery().flush()
-    print(f"registered {count} output ports with the lineage backend; {result.pending} events waiting in the outbox")
+    result = delivery().flush(force=False)  # after a failed send every command leaves the endpoint alone a while
+    print(f"registered {count} output ports with the lineage backend; {result.pending} events waiting in the outbox"
+          + (f" ({result.error})" if result.error else ""))
     return 0
 
 

@@ -1,23 +1,32 @@
 """The on-disk outbox: every event is written here first and removed once the transport took it.
 
-One file per event, named by a sequence number, so delivery follows emission order. A file lock makes the
-outbox safe for the several processes of one mesh run. Writes are write-then-rename, so a crash leaves
-either the whole event or nothing.
+One file per event, named by a sequence number (20 digits + .json), so delivery follows emission order. Only files
+of that name are the outbox's: anything else in the folder (a stray notes.json, a staging .tmp) is ignored. A file
+lock makes the outbox safe for the several processes of one mesh run. Writes are write-fsync-rename, so a crash
+leaves either the whole event or nothing. An event that cannot be parsed or that the endpoint refuses for good is
+moved to quarantine/ with a note of why, so it neither blocks the events behind it nor gets lost.
 """
 
 import contextlib
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 SUFFIX = ".json"
+EVENT_NAME = re.compile(r"\d{20}\.json")  # the names append() writes; nothing else is an event
+QUARANTINE = "quarantine"
 
 
 class Outbox:
     def __init__(self, folder: Path):
         self.folder = folder
+
+    @property
+    def quarantine_folder(self) -> Path:
+        return self.folder / QUARANTINE
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["Outbox"]:
@@ -32,7 +41,9 @@ class Outbox:
 
     def pending(self) -> list[Path]:
         """Undelivered events, oldest first."""
-        return sorted(self.folder.glob(f"*{SUFFIX}")) if self.folder.exists() else []
+        if not self.folder.exists():
+            return []
+        return sorted(path for path in self.folder.iterdir() if EVENT_NAME.fullmatch(path.name))
 
     def append(self, event: dict) -> Path:
         """Store an event durably after every pending one. Call while locked."""
@@ -40,14 +51,24 @@ class Outbox:
         sequence = int(existing[-1].stem) + 1 if existing else 1
         path = self.folder / f"{sequence:020d}{SUFFIX}"
         staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(event))
-        os.replace(staging, path)
+        try:
+            with open(staging, "w") as file:
+                json.dump(event, file)
+                file.flush()
+                os.fsync(file.fileno())  # the rename must never publish a file whose bytes are not on disk yet
+            os.replace(staging, path)
+        except BaseException:
+            staging.unlink(missing_ok=True)  # a full disk leaves no half-written staging file behind
+            raise
         return path
 
     def paused_until(self) -> float:
         """Until when (unix time) every process should leave the transport alone after a failure."""
         marker = self.folder / ".paused_until"
-        return float(marker.read_text()) if marker.exists() else 0.0
+        try:
+            return float(marker.read_text())
+        except (FileNotFoundError, ValueError):  # no pause, or a marker cut short: nothing to wait for
+            return 0.0
 
     def pause(self, until: float) -> None:
         (self.folder / ".paused_until").write_text(str(until))
@@ -57,8 +78,27 @@ class Outbox:
 
     @staticmethod
     def read(path: Path) -> dict:
-        return json.loads(path.read_text())
+        """The event stored at path; ValueError when the file holds no JSON object (cut short, or not an event)."""
+        try:
+            event = json.loads(path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not valid JSON: {exc}") from exc
+        if not isinstance(event, dict):
+            raise ValueError(f"a JSON {type(event).__name__}, not an event object")
+        return event
 
     @staticmethod
     def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    def quarantine(self, path: Path, reason: str) -> Path:
+        """Move an event that cannot be delivered out of the way, kept with a note of why. Call while locked."""
+        self.quarantine_folder.mkdir(exist_ok=True)
+        target = self.quarantine_folder / path.name
+        copy = 1
+        while target.exists():  # sequence numbers restart once the outbox empties: never overwrite a kept event
+            target = self.quarantine_folder / f"{path.stem}-{copy}{SUFFIX}"
+            copy += 1
+        os.replace(path, target)
+        target.with_suffix(".reason.txt").write_text(reason + "\n")
+        return target

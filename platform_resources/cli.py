@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -39,16 +40,54 @@ def _read(args: argparse.Namespace) -> int:
 
     prepare_home()
     as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
-    served, version = read_port(load_registry(), args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
+    registry = load_registry()
+    if args.consistent:
+        as_of = _consistent_as_of(registry, args.port, as_of)
+    served, version = read_port(registry, args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
     if args.format == "json":
         print(json.dumps(served.to_pylist(), default=str, indent=1))
     elif args.format == "csv":
-        duckdb.sql("select * from served").write_csv("/dev/stdout")
+        _write_csv(duckdb.sql("select * from served"))
     else:
         print(f"{args.port}: {served.num_rows} rows, processing time {version.processing_time.isoformat()}, "
               f"snapshot {version.snapshot_id}")
         duckdb.sql(f'select * exclude ("{PROCESSING_TIME_COLUMN}") from served').show()
     return 0
+
+
+def _consistent_as_of(registry, port_id: str, as_of: datetime | None) -> datetime:
+    """The processing time of the port's version in the latest run that published every port of its product."""
+    from platform_resources import ports
+
+    if as_of is not None:
+        raise ValueError("give --consistent or --as-of, not both: --consistent reads the latest product version")
+    manifest, _ = registry.port(port_id)
+    return ports.product_version(manifest.id, [p.name for p in manifest.output_ports]).ports[port_id].processing_time
+
+
+def _write_csv(relation: duckdb.DuckDBPyRelation, batch_rows: int = 10_000) -> None:
+    """CSV on standard output as a stream, where the shell's file stands (after what was written before it).
+
+    Never by opening /dev/stdout: that reopens a redirected file at its start and overwrites it. Values are
+    DuckDB's own text (what its CSV writer prints), fetched a batch at a time."""
+    quoted = ['"' + name.replace('"', '""') + '"' for name in relation.columns]
+    text = relation.query("served_rows", f"select {', '.join(f'{q}::varchar' for q in quoted)} from served_rows")
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(relation.columns)
+    while rows := text.fetchmany(batch_rows):
+        writer.writerows(rows)
+    sys.stdout.flush()
+
+
+def _row_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of rows") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give the most rows to read, 0 or more (or leave "
+                                         "--limit out for every row)")
+    return value
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -201,7 +240,9 @@ def parser() -> argparse.ArgumentParser:
     read = commands.add_parser("read", help="read an output port: domain.product.port")
     read.add_argument("port")
     read.add_argument("--as-of", help="processing time (ISO 8601) to read the port as it was served then")
-    read.add_argument("--limit", type=int, help="at most this many rows")
+    read.add_argument("--consistent", action="store_true",
+                      help="read the port as published by the latest run that published every port of its product")
+    read.add_argument("--limit", type=_row_limit, help="at most this many rows")
     read.add_argument("--as", dest="as_consumer", help="the consuming product (domain.product), for restricted ports")
     read.add_argument("--format", choices=["table", "csv", "json"], default="table")
     read.set_defaults(handler=_read)

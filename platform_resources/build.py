@@ -7,19 +7,21 @@ from collections.abc import Iterator, Sequence
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     AssetSelection,
     AssetSpec,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     Definitions,
+    Failure,
     MetadataValue,
     define_asset_job,
     in_process_executor,
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from platform_resources import dbt
+from platform_resources import dbt, dbt_sandbox
 from platform_resources.dbt import models_not_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
 from platform_resources.governance.engine import PolicyReport, evaluate
@@ -106,8 +108,10 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
     @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain.name}_dbt_models",
                 project=dbt.project(domain), pool=dbt.duckdb_pool(domain.name))
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
-        os.environ["MESH_HOME"] = str(mesh_home())  # profiles.yml locates the domain's DuckDB through it
+        os.environ["MESH_HOME"] = str(mesh_home())  # the platform's profile locates the domain's DuckDB through it
         inputs = load_input_ports(registry, domain.name)
+        # The sandbox: dbt's DuckDB may open the files of the declared input ports and nothing else.
+        os.environ.update(dbt_sandbox.environment(domain.name, (f for p in inputs.loaded for f in p.files)))
         for loaded in inputs.loaded:
             context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
@@ -117,13 +121,66 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
         # broken manifest; the domain's other products publish.
         skipped = models_not_feeding(
             dbt_manifest, {p.dbt_model for m in products if m.id not in inputs.unavailable for p in m.output_ports})
-        invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context)
+        # A failed model stops only what it feeds: the others' outputs stream, the failures are reported per port.
+        invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context,
+                             raise_on_error=False)
         try:
             yield from invocation.stream()
         finally:
             _emit_model_lineage(lineage.dagster_run(context), domain.name, registry, translator, invocation)
+        if not invocation.is_successful():
+            _report_failed_models(context, domain.name, products, invocation)
 
     return _models
+
+
+NOT_PUBLISHED = "mesh/not_published"  # an observation of a port whose dbt model did not build, and why
+
+
+def _report_failed_models(context: AssetExecutionContext, domain: str, products: list,
+                          invocation: DbtCliInvocation) -> None:
+    """Say, on each port whose model did not build, which model or test failed and how (the run summary and the
+    port's page in Dagster show it). When dbt ran nothing at all (a project that does not parse), the step fails."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+        run_manifest = invocation.get_artifact("manifest.json")
+    except Exception:  # noqa: BLE001 (dbt stopped before running anything: no artifacts)
+        results = []
+    failed = {r["unique_id"]: _first_line(r.get("message")) for r in results if r["status"] in ("error", "fail")}
+    if not failed:
+        error = str(invocation.get_error() or "")
+        errors = _first_line(error.split("Errors parsed from dbt logs:", 1)[-1]) if "Errors parsed" in error else \
+            "see the dbt output in this step's logs"
+        raise Failure(description=f"dbt could not build the models of {domain}: {errors}")
+    built = {r["unique_id"] for r in results if r["status"] == "success"}
+    for manifest in products:
+        for port in manifest.output_ports:
+            node_id = f"model.{run_manifest['metadata'].get('project_name', domain)}.{port.dbt_model}"
+            if node_id in built or not any(r["unique_id"] == node_id for r in results):
+                continue
+            causes = _failed_upstream(node_id, run_manifest, failed)
+            why = "; ".join(f"{cause.split('.', 2)[-1]} failed: {failed[cause]}" for cause in causes) or "dbt skipped it"
+            message = f"port {manifest.id}.{port.name} is not published: dbt {why}"
+            context.log.error(message)
+            context.log_event(AssetObservation(asset_key=AssetKey([manifest.domain, manifest.product, port.name]),
+                                               metadata={NOT_PUBLISHED: message}))
+
+
+def _failed_upstream(node_id: str, run_manifest: dict, failed: dict[str, str]) -> list[str]:
+    """The failed models and tests on the way to `node_id` (itself included)."""
+    seen, stack = set(), [node_id]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack += run_manifest["parent_map"].get(node, [])
+    tests = [t for t in failed if t.startswith("test.") and set(run_manifest["parent_map"].get(t, [])) & seen]
+    return sorted({n for n in failed if n in seen} | set(tests))
+
+
+def _first_line(message: str | None) -> str:
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    return " ".join(lines[:3])[:500] or "no message"
 
 
 def _emit_model_lineage(dagster_run: DagsterRun, domain: str, registry: Registry, translator: dbt.MeshDbtTranslator,

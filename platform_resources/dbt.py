@@ -6,6 +6,7 @@ code location only reads a JSON file: no dbt parse at import time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ import yaml
 from dagster import AssetKey, AutomationCondition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
+from platform_resources import dbt_sandbox
 from platform_resources.home import mesh_home
 from platform_resources.manifest import Manifest
 from platform_resources.registry import Domain, Registry
@@ -57,9 +59,14 @@ def missing_project(domain: Domain) -> str | None:
     return None
 
 
+# The mesh runs every dbt project with the platform's profile: the domain's DuckDB, sandboxed (dbt_sandbox.py).
+PLATFORM_PROFILES_DIR = Path(__file__).parent / "dbt_profile"
+PLATFORM_PROFILE = "mesh"
+
+
 def project(domain: Domain) -> DbtProject:
-    """The domain's dbt project, the dagster-dbt way; its profiles.yml sits next to dbt_project.yml."""
-    return DbtProject(project_dir=domain.dbt_project, profiles_dir=domain.dbt_project)
+    """The domain's dbt project, the dagster-dbt way, run with the platform's profile rather than its own."""
+    return DbtProject(project_dir=domain.dbt_project, profiles_dir=PLATFORM_PROFILES_DIR, profile=PLATFORM_PROFILE)
 
 
 def sources_document(products: list[Manifest]) -> dict:
@@ -114,18 +121,22 @@ def manifest_path(domain: Domain) -> Path:
     return domain.dbt_project / "target" / "manifest.json"
 
 
-def _project_files(domain: Domain) -> list[Path]:
+def _fingerprint(domain: Domain) -> str:
+    """Every file dbt parses, by path, size and time: a deleted or added model changes it, not only an edited one."""
     root = domain.dbt_project
-    files = [root / "dbt_project.yml", root / "profiles.yml"]
-    return files + [p for p in (root / "models").rglob("*") if p.is_file()]
+    files = [root / "dbt_project.yml", PLATFORM_PROFILES_DIR / "profiles.yml",
+             *(p for p in (root / "models").rglob("*") if p.is_file())]
+    stats = sorted(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files if p.exists())
+    return hashlib.sha256("\n".join(stats).encode()).hexdigest()
+
+
+def _fingerprint_path(domain: Domain) -> Path:
+    return domain.dbt_project / "target" / "mesh_prepared.sha256"
 
 
 def is_prepared(domain: Domain) -> bool:
-    manifest = manifest_path(domain)
-    if not manifest.exists():
-        return False
-    built = manifest.stat().st_mtime
-    return all(p.stat().st_mtime <= built for p in _project_files(domain) if p.exists())
+    stamp = _fingerprint_path(domain)
+    return manifest_path(domain).exists() and stamp.exists() and stamp.read_text() == _fingerprint(domain)
 
 
 def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
@@ -148,9 +159,12 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     for domain in stale:
         folder = str(domain.dbt_project)
-        result = dbtRunner().invoke(["--quiet", "--no-use-colors", "parse", "--project-dir", folder, "--profiles-dir", folder])
+        os.environ.update(dbt_sandbox.environment(domain.name, []))  # the profile names the domain's DuckDB
+        result = dbtRunner().invoke(["--quiet", "--no-use-colors", "parse", "--project-dir", folder,
+                                     "--profiles-dir", str(PLATFORM_PROFILES_DIR), "--profile", PLATFORM_PROFILE])
         if not result.success:
             raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
+        _fingerprint_path(domain).write_text(_fingerprint(domain))
     return [d.name for d in stale]
 
 

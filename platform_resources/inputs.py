@@ -6,7 +6,7 @@ from datetime import datetime
 import duckdb
 
 from platform_resources import ports
-from platform_resources.access import AccessDenied, open_port
+from platform_resources.access import AccessDenied, Reader, open_port
 from platform_resources.dbt import input_schema
 from platform_resources.home import domain_duckdb_path
 from platform_resources.registry import Registry
@@ -19,6 +19,7 @@ class LoadedPort:
     relation: str
     rows: int
     processing_time: datetime
+    files: tuple[str, ...]  # the Parquet files the relation is a view over; none when it is a copy
 
 
 @dataclass
@@ -40,7 +41,7 @@ def load_input_ports(registry: Registry, domain: str) -> InputPorts:
     unavailable: dict[str, str] = {}
     for port_id, consumer in requests:
         try:
-            versions[port_id, consumer] = open_port(registry, port_id, consumer,
+            versions[port_id, consumer] = open_port(registry, port_id, Reader(consumer, f"input port of {consumer}"),
                                                     how=f"loaded into the DuckDB of {domain}")
         except (AccessDenied, LookupError) as exc:
             unavailable.setdefault(consumer, f"input {port_id}: {exc}")
@@ -73,4 +74,4 @@ def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: 
         con.execute(f"create table {relation} as select * from incoming")
         con.unregister("incoming")
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
-    return LoadedPort(port_id, consumer, relation, rows, version.processing_time)
+    return LoadedPort(port_id, consumer, relation, rows, version.processing_time, tuple(files or ()))

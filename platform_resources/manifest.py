@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -21,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from platform_resources.yaml_lines import YamlWithLines, load_yaml_with_lines
+from platform_resources.linear_regex import regex_problem
+from platform_resources.yaml_lines import YamlRefused, YamlWithLines, load_yaml_with_lines
 
 SNAKE = r"[a-z][a-z0-9_]*"
 # Structure only: what Dagster accepts in an asset key. Policy MESH-ID-001 asks for snake_case.
@@ -37,15 +40,25 @@ COLUMN_TYPE = re.compile(
     r"|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
 COLUMN_TYPES_HELP = "boolean, integer, bigint, double, decimal(P,S), varchar, date, timestamp or timestamptz"
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=3650)  # ten years: longer is a typo, and dates past it overflow
+MAX_MANIFEST_BYTES = 1_000_000  # a manifest is a few kilobytes; a bigger file costs every command seconds to parse
+# A dbt model is named by its file name: no folder, no '..', nothing a shell or a selector reads as syntax.
+DBT_MODEL = re.compile(rf"^{NAME}$")
+TIME_TYPES = ("date", "timestamp", "timestamptz")  # what an actual time column may hold
 
 
 class ManifestError(ValueError):
     """A manifest problem a person can fix: where it is, what is wrong, what to do."""
 
     def __init__(self, file: Path | str, line: int, field: str, problem: str, fix: str):
+        field, problem, fix = _clip(field), _clip(problem), _clip(fix)  # they quote the file, which may be huge
         self.file, self.line, self.field, self.problem, self.fix = str(file), line, field, problem, fix
         super().__init__(f"{file}:{line}: field '{field}': {problem}. Fix: {fix}")
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class ManifestErrors(ValueError):
@@ -133,10 +146,40 @@ def _repeated(names: Iterable[str]) -> list[str]:
     return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
-def _check_duration(value: str | None) -> str | None:
-    if value is not None and not DURATION.match(value.strip()):
+def parse_duration(value: str) -> timedelta:
+    """'26h' -> 26 hours; ValueError ("problem; fix") for text that is not a positive duration of at most ten years."""
+    match = DURATION.match(str(value).strip())
+    if not match:
         raise ValueError(f"'{value}' is not a duration; write a number and a unit s, m, h or d, like 26h")
+    digits, unit = match.groups()
+    digits = digits.lstrip("0") or "0"
+    if digits == "0":
+        raise ValueError(f"'{value}' is a zero duration; write a positive one, like 26h")
+    # Count digits before converting: a number that long would overflow a timedelta.
+    if len(digits) > 12 or int(digits) * _UNIT_SECONDS[unit] > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{value}' is longer than ten years ({MAX_DURATION.days}d); write a shorter duration")
+    return timedelta(seconds=int(digits) * _UNIT_SECONDS[unit])
+
+
+def _check_duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
     return value
+
+
+def _check_cron(cron: str) -> str | None:
+    """Why Dagster would refuse this cron schedule, or None."""
+    from dagster._utils.schedules import is_valid_cron_string  # the check FreshnessPolicy.cron makes
+
+    if len(cron.split()) != 5 or not is_valid_cron_string(cron):
+        return (f"'{cron}' is not a cron schedule; write five fields (minute hour day month weekday), "
+                "like '0 6 * * *' for 06:00 daily")
+    return None
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 class Freshness(_Model):
@@ -156,8 +199,16 @@ class Freshness(_Model):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and len(value.split()) != 5:
-            raise ValueError(f"'{value}' is not a cron schedule; write five fields, like '0 6 * * *' for 06:00 daily")
+        problem = _check_cron(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("cron_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if value not in _time_zones():
+            raise ValueError(f"'{value}' is not an IANA time zone; write one like UTC or Europe/Berlin")
         return value
 
     @model_validator(mode="after")
@@ -166,10 +217,34 @@ class Freshness(_Model):
             raise ValueError("freshness is either 'max_age: 26h' or 'cron: \"0 6 * * *\"'; give exactly one")
         return self
 
+    @model_validator(mode="after")
+    def _dagster_accepts_the_windows(self) -> "Freshness":
+        """The bounds of Dagster's FreshnessPolicy, said in the manifest's words before the code location loads."""
+        minute = timedelta(minutes=1)
+        if self.max_age is not None:
+            max_age = self.to_timedelta(self.max_age)
+            warn = self.warn_after and self.to_timedelta(self.warn_after)
+            if max_age < minute or (warn and warn < minute):
+                raise ValueError("max_age and warn_after are at least one minute; write 1m or more")
+            if warn and warn >= max_age:
+                raise ValueError(f"warn_after {self.warn_after} is not shorter than max_age {self.max_age}; a warning "
+                                 "comes before the failure: make warn_after shorter than max_age, or remove it")
+            if self.model_fields_set & {"cron_window", "cron_timezone"}:
+                raise ValueError("cron_window and cron_timezone only apply with 'cron:'; remove them, or write a cron")
+            return self
+        if self.warn_after is not None:
+            raise ValueError("warn_after only applies with max_age; remove it, or write max_age instead of cron")
+        from dagster._utils.schedules import get_smallest_cron_interval
+
+        window, interval = self.to_timedelta(self.cron_window), get_smallest_cron_interval(self.cron)
+        if not minute <= window <= interval:
+            raise ValueError(f"cron_window {self.cron_window} must be between one minute and the shortest gap between "
+                             f"two ticks of '{self.cron}' ({interval}); shorten it, or tick less often")
+        return self
+
     @staticmethod
     def to_timedelta(value: str) -> timedelta:
-        amount, unit = DURATION.match(value.strip()).groups()  # type: ignore[union-attr]
-        return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+        return parse_duration(value)
 
 
 class _Slo(_Model):
@@ -214,6 +289,13 @@ class VolumeSlo(_Slo):
     max_rows: int | None = Field(default=None, ge=0)
     max_change: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> "VolumeSlo":
+        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows {self.min_rows} is more than max_rows {self.max_rows}; no row count passes "
+                             "both: swap them or fix one")
+        return self
+
 
 class Slos(_Model):
     timeliness: TimelinessSlo | None = None
@@ -253,14 +335,27 @@ class OutputPort(_Model):
         """The producer's half of access to a restricted port: the consumer is on approved_access."""
         return any(a.consumer == consumer for a in self.approved_access)
 
+    @field_validator("model")
+    @classmethod
+    def _model_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not DBT_MODEL.match(value):
+            raise ValueError(f"model '{value}' is not a dbt model name; write the model's file name without .sql "
+                             "and without a folder or '..', like orders")
+        return value
+
     @field_validator("actual_time")
     @classmethod
     def _actual_time_is_a_column(cls, value: str, info: ValidationInfo) -> str:
         contract = info.data.get("contract")
-        names = [c.name for c in contract.columns] if contract else []
-        if contract and value != "snapshot" and value not in names:
-            raise ValueError(f"actual_time '{value}' is neither 'snapshot' nor a declared column {names}; "
+        types = {c.name: c.type for c in contract.columns} if contract else {}
+        if not contract or value == "snapshot":
+            return value
+        if value not in types:
+            raise ValueError(f"actual_time '{value}' is neither 'snapshot' nor a declared column {list(types)}; "
                              "name the column that holds when each fact happened, or write 'snapshot'")
+        if types[value] not in TIME_TYPES:
+            raise ValueError(f"actual_time '{value}' is a {types[value]} column, not a point in time; name a column "
+                             f"typed {', '.join(TIME_TYPES)}, or write 'snapshot'")
         return value
 
     @field_validator("slos")
@@ -337,11 +432,9 @@ class LocalPolicy(_Model):
     @field_validator("column_names")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"'{value}' is not a regular expression ({exc}); write one like '^[a-z_]+$'") from None
+        problem = regex_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -489,7 +582,9 @@ def _field_name(location: tuple) -> str:
 def load_manifest(path: Path, text: str | None = None) -> Manifest:
     """Load and validate one manifest file (or its `text`, as published), raising ManifestErrors that point at file:line."""
     try:
-        parsed = load_yaml_with_lines(path, text)
+        parsed = load_yaml_with_lines(path, text, max_bytes=MAX_MANIFEST_BYTES)
+    except YamlRefused as exc:
+        raise ManifestErrors([ManifestError(path, exc.line, _field_name(exc.location), exc.problem, exc.fix)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

@@ -17,7 +17,16 @@ import yaml
 
 from platform_resources import registry_store
 from platform_resources.home import workspace_file
-from platform_resources.manifest import PORT_ID, Manifest, ManifestError, ManifestErrors, OutputPort, load_manifest
+from platform_resources.manifest import (
+    MAX_MANIFEST_BYTES,
+    PORT_ID,
+    Manifest,
+    ManifestError,
+    ManifestErrors,
+    OutputPort,
+    load_manifest,
+)
+from platform_resources.yaml_lines import YamlRefused, YamlWithLines, load_yaml_with_lines, read_text
 
 PRODUCTS_FOLDER = "products"
 COMPONENT_TYPE = "platform_resources.component.DataMeshDomain"
@@ -60,6 +69,8 @@ class Registry:
     broken: dict[str, ManifestErrors] = field(default_factory=dict)
     # Resolution problems per product: unknown references, cycles, duplicates.
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # Entries of workspace.yaml that name no loadable code location (the domain is then known as it published).
+    workspace_errors: list[ManifestError] = field(default_factory=list)
 
     # --- lookups -------------------------------------------------------------------------------
     def location_of(self, product_id: str) -> str:
@@ -93,9 +104,15 @@ class Registry:
         return sorted(m.id for m in self.products.values() for p in m.input_ports if p.source == port_id)
 
     def domain_dependencies(self) -> dict[str, set[str]]:
-        """Each domain -> the other domains it reads ports from."""
+        """Each domain -> the other domains it reads ports from.
+
+        Products with resolution problems are left out: they cannot publish (MESH-REG-001), so the order of a run
+        need not wait for what they read, and a cycle they make is their finding rather than every run's failure.
+        """
         graph: dict[str, set[str]] = {d: set() for d in self.domains}
         for product_id in self.products:
+            if product_id in self.problems:
+                continue
             domain = self.location_of(product_id)
             graph[domain] |= {self.location_of(u) for u in self.upstream_products(product_id)} & set(graph) - {domain}
         return graph
@@ -162,6 +179,27 @@ class Registry:
             for product_id in set(cycle):
                 self._problem(product_id, f"input ports form a cycle {' -> '.join(cycle)}; "
                                           "a product cannot depend on itself, directly or through others")
+        self._domain_cycles()
+
+    def _domain_cycles(self) -> None:
+        """Domains run one after another: products whose reads make two domains wait for each other are findings."""
+        while True:
+            try:
+                graphlib.TopologicalSorter(self.domain_dependencies()).prepare()
+                return
+            except graphlib.CycleError as exc:
+                cycle = exc.args[1]  # each domain is read by the next one
+            path = " -> ".join(cycle)
+            for producer, consumer in zip(cycle, cycle[1:]):
+                for product_id in self.products:
+                    if self.location_of(product_id) != consumer or product_id in self.problems:
+                        continue
+                    for port in self.products[product_id].input_ports:
+                        if port.source and self.location_of(port.source.rsplit(".", 1)[0]) == producer:
+                            self._problem(product_id, f"input port '{port.name}' (from {port.source}) makes domain "
+                                          f"{consumer} read from {producer}, and the domains read from each other in "
+                                          f"a cycle ({path}); domains publish one after another, so read only from "
+                                          "domains that do not read from yours (move a product, or remove the input)")
 
     def _unresolvable(self, port_id: str) -> str | None:
         domain, product, port = port_id.split(".")
@@ -221,43 +259,113 @@ def domain_at(folder: Path, name: str, manifests: str, dbt_project: str | None, 
                   (folder / dbt_project).resolve() if dbt_project else None, working_directory=working_directory)
 
 
-def _entry_domain(kind: str, target: dict, root: Path) -> Domain | None:
-    working = (root / target.get("working_directory", ".")).resolve()
+class WorkspaceEntryError(ValueError):
+    """A workspace.yaml entry that names no loadable code location: the field, the problem, the fix."""
+
+    def __init__(self, field: str, problem: str, fix: str):
+        self.field, self.problem, self.fix = field, problem, fix
+        super().__init__(f"field '{field}': {problem}. Fix: {fix}")
+
+
+def _text(target: dict, key: str) -> str | None:
+    value = target.get(key)
+    if value is not None and not isinstance(value, str):
+        raise WorkspaceEntryError(key, f"is {type(value).__name__}, not text", f"write {key} as text")
+    return value
+
+
+def _entry_domain(kind: str, target: dict, root: Path) -> Domain:
+    working = (root / (_text(target, "working_directory") or ".")).resolve()
+    name = _text(target, "location_name")
     if kind == "grpc_server":
-        name = target.get("location_name")
+        if not name:
+            raise WorkspaceEntryError("location_name", "is missing", "name the domain the code server serves")
         server = f"{target.get('host', 'localhost')}:{target.get('port') or target.get('socket')}"
-        return Domain(name, server=server) if name else None
+        return Domain(name, server=server)
+    if not working.is_dir():
+        raise WorkspaceEntryError("working_directory", f"{working} is not a folder",
+                                  "point working_directory at the domain's code location folder")
     if kind == "python_file":
-        path = (working / target["relative_path"]).resolve()
+        relative = _text(target, "relative_path")
+        if not relative:
+            raise WorkspaceEntryError("relative_path", "is missing", "name the domain's definitions.py")
+        path = (working / relative).resolve()
+        if not path.parent.is_dir():
+            raise WorkspaceEntryError("relative_path", f"{path.parent} is not a folder", "name the domain's definitions.py")
         folder = project_root(path.parent, working)
-        return local_domain(target.get("location_name") or folder.name, folder, working_directory=working)
-    module = target.get("module_name") or target.get("package_name")
+        return local_domain(name or folder.name, folder, working_directory=working)
+    key = "package_name" if kind == "python_package" else "module_name"
+    module = _text(target, key)
     if not module:
-        return None
+        raise WorkspaceEntryError(key, "is missing", f"add {key}: <domain>_domain.definitions")
     parts = module.split(".")
     module_dir = working / Path(*parts) if kind == "python_package" else working / Path(*parts[:-1])
+    if not module_dir.is_dir():
+        raise WorkspaceEntryError(key, f"{module} is not a package under {working} (no folder {module_dir})",
+                                  "fix the module name or the working_directory")
     folder = project_root(module_dir, working)
-    return local_domain(target.get("location_name") or folder.name, folder, module, working)
+    return local_domain(name or folder.name, folder, module, working)
+
+
+_KINDS = ("python_module", "python_file", "python_package", "grpc_server")
+
+
+def _workspace_document(workspace: Path, errors: list[ManifestError]) -> YamlWithLines | None:
+    try:
+        parsed = load_yaml_with_lines(workspace, max_bytes=MAX_MANIFEST_BYTES)
+    except YamlRefused as exc:
+        errors.append(ManifestError(workspace, exc.line, "(document)", exc.problem, exc.fix))
+        return None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        errors.append(ManifestError(workspace, mark.line + 1 if mark else 1, "(document)",
+                                    f"is not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"))
+        return None
+    if parsed.data is not None and not (isinstance(parsed.data, dict) and isinstance(parsed.data.get("load_from"), list)):
+        errors.append(ManifestError(workspace, 1, "load_from", "is not a list of code locations",
+                                    "write 'load_from:' and one '- python_module: {...}' entry per domain"))
+        return None
+    return parsed
+
+
+def read_workspace_checked(workspace: Path) -> tuple[dict[str, Domain], list[ManifestError]]:
+    """The domain code locations listed in workspace.yaml (python_module, python_file, python_package, grpc_server),
+    and the entries that name none, each with its line and fix. An entry naming a domain whose folder is not here
+    leaves the domain known by what it published."""
+    errors: list[ManifestError] = []
+    parsed = _workspace_document(workspace, errors) if workspace.exists() else None
+    domains: dict[str, Domain] = {}
+    for i, entry in enumerate((parsed.data or {}).get("load_from") or [] if parsed else []):
+        for kind, target in (entry.items() if isinstance(entry, dict) else [(None, entry)]):
+            if kind == "python_module" and isinstance(target, str):
+                target = {"module_name": target}
+            at = ("load_from", i, kind) if kind else ("load_from", i)
+            try:
+                if kind not in _KINDS or not isinstance(target, dict):
+                    raise WorkspaceEntryError("", f"is not a code location entry ({kind or entry!r})",
+                                              f"write one of {', '.join(_KINDS)} with its settings")
+                domain = _entry_domain(kind, target, workspace.parent)
+            except WorkspaceEntryError as exc:
+                where = ".".join(str(p) for p in (*at, exc.field) if p != "")
+                errors.append(ManifestError(workspace, parsed.line_of((*at, exc.field)), where, exc.problem, exc.fix))
+                name = target.get("location_name") if isinstance(target, dict) else None
+                if isinstance(name, str) and name:
+                    domains.setdefault(name, Domain(name))
+                continue
+            domains[domain.name] = domain
+    return domains, errors
 
 
 def read_workspace(workspace: Path) -> dict[str, Domain]:
     """The domain code locations listed in workspace.yaml: python_module, python_file, python_package, grpc_server."""
-    entries = (yaml.safe_load(workspace.read_text()) or {}).get("load_from", []) if workspace.exists() else []
-    domains: dict[str, Domain] = {}
-    for entry in entries:
-        for kind, target in (entry or {}).items():
-            if kind == "python_module" and isinstance(target, str):
-                target = {"module_name": target}
-            domain = _entry_domain(kind, target, workspace.parent) if isinstance(target, dict) else None
-            if domain:
-                domains[domain.name] = domain
-    return domains
+    return read_workspace_checked(workspace)[0]
 
 
 def load_registry(workspace: Path | None = None, *, published: bool = True) -> Registry:
     """The mesh as this checkout sees it: the workspace's local domains, and every domain in the registry store."""
     workspace = workspace or workspace_file()
-    return _build(Registry(read_workspace(workspace), workspace), published)
+    domains, errors = read_workspace_checked(workspace)
+    return _build(Registry(domains, workspace, workspace_errors=errors), published)
 
 
 def domain_registry(domain: Domain) -> Registry:
@@ -291,9 +399,17 @@ def publish_domains(registry: Registry, domains: list[str] | None = None) -> int
                 product_id = f"{name}.{path.stem}"
             error = json.dumps([{"file": e.file, "line": e.line, "field": e.field, "problem": e.problem, "fix": e.fix}
                                 for e in errors]) if errors else None
-            entries[product_id] = (product_id, _source_file(registry, path), path.read_text(encoding="utf-8"), error)
+            entries[product_id] = (product_id, _source_file(registry, path), _published_text(path), error)
         count += registry_store.publish(name, list(entries.values()))
     return count
+
+
+def _published_text(path: Path) -> str:
+    """The manifest as written; a file too big or not UTF-8 is published by its errors alone."""
+    try:
+        return read_text(path, MAX_MANIFEST_BYTES)
+    except (YamlRefused, OSError):
+        return ""
 
 
 def published_registry(workspace: Path | None = None) -> Registry:

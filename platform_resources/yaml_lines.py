@@ -1,4 +1,11 @@
-"""Load YAML while remembering the line of every value, so errors can point at it."""
+"""Load YAML while remembering the line of every value, so errors can point at it.
+
+The files are written by people (and by attackers): the loader refuses what YAML allows but a manifest never
+needs, before it can cost time or memory or change meaning silently: bytes that are not UTF-8, files over a size
+limit, duplicate keys (YAML keeps the last one silently), keys that are lists or mappings, aliases that contain
+themselves or expand into millions of values, nesting deeper than a manifest ever goes, and scalars that do not
+convert (a date like 2025-13-45).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,18 @@ from typing import Any
 import yaml
 
 Location = tuple[str | int, ...]
+
+MAX_VALUES = 100_000  # values after expanding aliases; a real manifest has a few hundred
+MAX_DEPTH = 64  # nested mappings and lists; a manifest goes about eight deep
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed: the same YAML, faster
+
+
+class YamlRefused(yaml.YAMLError):
+    """YAML the platform will not read, with the line, the problem and the fix (a mark-less YAMLError of our own)."""
+
+    def __init__(self, line: int, problem: str, fix: str, location: Location = ()):
+        self.line, self.problem, self.fix, self.location = line, problem, fix, location
+        super().__init__(f"line {line}: {problem}; {fix}")
 
 
 class YamlWithLines:
@@ -26,28 +45,108 @@ class YamlWithLines:
         return 1
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Location, lines: dict[Location, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Builder:
+    """Python values from a composed node tree, with the line of each key path and the limits above."""
+
+    def __init__(self, loader: yaml.SafeLoader):
+        self.loader = loader
+        self.lines: dict[Location, int] = {}
+        self.values = 0
+        self.open: set[int] = set()  # ids of the nodes being built: an alias to one of them is a recursion
+
+    def build(self, node: yaml.Node, path: Location, line: int) -> Any:
+        if id(node) in self.open:
+            raise YamlRefused(line, "an alias refers to a value that contains the alias itself (a recursive alias)",
+                              "write the value out instead of the alias", path)
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise YamlRefused(line, f"the document expands to more than {MAX_VALUES:,} values (each alias repeats "
+                                    "the whole value it names)", "write the values out, without nested aliases", path)
+        if len(path) > MAX_DEPTH:
+            raise YamlRefused(line, f"values are nested more than {MAX_DEPTH} levels deep",
+                              "flatten the structure: no manifest field nests that deep", path)
+        self.lines[path] = _line(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            return [self.build(item, (*path, i), _line(item)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Location) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            result[key] = _construct(loader, value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
+            line = _line(key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlRefused(line, "a key is a list or a mapping (a '?' complex key)",
+                                  "write every key as plain text, like 'name:'", path)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlRefused(line, "merge keys ('<<: *alias') are not supported",
+                                  "write the fields out in this mapping", path)
+            key = self._scalar(key_node, path)
+            if key in result:
+                raise YamlRefused(line, f"key '{key}' is given twice (first at line {first_line[key]}); YAML would "
+                                        "silently keep only the last value", "keep one of them", (*path, key))
+            first_line[key] = line
+            result[key] = self.build(value_node, (*path, key), line)
+            self.lines[(*path, key)] = line
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+
+    def _scalar(self, node: yaml.ScalarNode, path: Location) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise  # an unknown tag: it names its own line
+        except (ValueError, TypeError, OverflowError) as exc:  # YAML resolved a type the text does not fit
+            kind = node.tag.rsplit(":", 1)[-1]
+            fix = "write a date as YYYY-MM-DD" if kind == "timestamp" else f"write a valid {kind}, or quote the text"
+            raise YamlRefused(_line(node), f"'{node.value}' is not a valid {kind} ({exc})", fix, path) from None
 
 
-def load_yaml_with_lines(path: Path, text: str | None = None) -> YamlWithLines:
-    """Parse `path` (or `text` read from it); yaml.YAMLError propagates with its own mark for the caller to report."""
-    # One loader per file: a loader remembers every node it constructed until it is disposed.
-    loader = yaml.SafeLoader(path.read_text(encoding="utf-8") if text is None else text)
+def _decode(data: bytes) -> str:
     try:
-        root = loader.get_single_node()
-        lines: dict[Location, int] = {}
-        data = _construct(loader, root, (), lines) if root is not None else None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise YamlRefused(line, f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})",
+                          "save the file as UTF-8") from None
+
+
+def read_text(path: Path, max_bytes: int | None = None) -> str:
+    """The file's text, refused (YamlRefused) when over `max_bytes` (checked before reading) or not UTF-8."""
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise YamlRefused(1, f"the file has {size:,} bytes, more than the limit of {max_bytes:,}",
+                          "keep the file small: one product per file, without generated bulk")
+    return _decode(path.read_bytes())
+
+
+def load_yaml_with_lines(path: Path, text: str | None = None, max_bytes: int | None = None) -> YamlWithLines:
+    """Parse `path` (or `text` read from it); yaml.YAMLError propagates with its own mark for the caller to report,
+    and YamlRefused (a YAMLError too) with its line, problem and fix."""
+    if text is None:
+        text = read_text(path, max_bytes)
+    elif max_bytes is not None and len(text) > max_bytes:
+        raise YamlRefused(1, f"the document has {len(text):,} characters, more than the limit of {max_bytes:,}",
+                          "keep the file small: one product per file, without generated bulk")
+    # One loader per file: a loader remembers every node it constructed until it is disposed.
+    loader = _Loader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except RecursionError:  # the parser nests one call per level
+            raise YamlRefused(1, "values are nested too deeply to parse",
+                              "flatten the structure: no manifest field nests that deep") from None
+        builder = _Builder(loader)
+        data = builder.build(root, (), 1) if root is not None else None
     finally:
         loader.dispose()
-    return YamlWithLines(data, lines)
+    return YamlWithLines(data, builder.lines)

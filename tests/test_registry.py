@@ -47,8 +47,7 @@ def test_cycles_are_rejected_on_every_product_in_them(tmp_path):
     for product_id in ("a.x", "b.y"):
         assert any("form a cycle" in p for p in registry.problems[product_id])
     assert "c.z" not in registry.problems
-    with pytest.raises(RegistryError, match="cycle"):
-        registry.domain_order()
+    assert sorted(registry.domain_order()) == ["a", "b", "c"]  # the cyclic products cannot publish: no run waits
 
 
 def test_duplicate_ids_are_rejected(tmp_path):

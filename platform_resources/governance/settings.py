@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from platform_resources.governance.policy import Catalog, Parameter, Severity, Violation
-from platform_resources.manifest import DURATION, Freshness, Manifest
+from platform_resources.linear_regex import regex_problem
+from platform_resources.manifest import Manifest, parse_duration
 
 SEVERITY_RANK = {"warning": 0, "error": 1}
 
@@ -66,10 +66,9 @@ def _tighten(parameter: Parameter, current: Any, local: Any) -> tuple[Any, str |
             return current, f"write a list of texts to add to {current}"
         if parameter.name.endswith("patterns"):
             for pattern in local:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    return current, f"'{pattern}' is not a regular expression ({exc}); fix it"
+                problem = regex_problem(pattern)
+                if problem:
+                    return current, problem
         return [*current, *(v for v in local if v not in current)], None
     local_value, current_value = _comparable(local, parameter.kind), _comparable(current, parameter.kind)
     if local_value is None:
@@ -89,6 +88,7 @@ def _comparable(value: Any, kind: str) -> float | None:
     if kind == "number":
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return float(value) if number else None  # NaN compares as neither stricter nor looser: refuse it
-    if isinstance(value, str) and DURATION.match(value.strip()):
-        return Freshness.to_timedelta(value).total_seconds()
-    return None
+    try:
+        return parse_duration(value).total_seconds() if isinstance(value, str) else None
+    except ValueError:  # not a duration, zero or longer than ten years
+        return None

@@ -8,6 +8,7 @@ from typing import Any
 
 from platform_resources.governance.context import ProductContext, teams_file
 from platform_resources.governance.policy import Parameter, Violation, policy
+from platform_resources.linear_regex import matching
 from platform_resources.manifest import EMAIL, SNAKE, Freshness
 
 SNAKE_NAME = re.compile(rf"^{SNAKE}$")
@@ -106,10 +107,12 @@ def columns_are_classified(ctx: ProductContext, params: dict[str, Any]) -> Itera
         (Parameter("pii_name_patterns", list(PII_NAME_PATTERNS), "superset",
                    "regular expressions (case-insensitive) of column names that suggest personal data"),))
 def personal_names_are_pii(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    patterns = [re.compile(p, re.IGNORECASE) for p in params["pii_name_patterns"]]
+    # RE2: a domain adds patterns, and none may hang the check (settings refuse those RE2 cannot compile).
+    names = [c.name for _, port in ctx.ports() for c in port.contract.columns]
+    personal = matching(params["pii_name_patterns"], names, ignore_case=True)
     for i, port in ctx.ports():
         for j, column in enumerate(port.contract.columns):
-            if column.classification not in (None, "pii") and any(p.search(column.name) for p in patterns):
+            if column.classification not in (None, "pii") and column.name in personal:
                 yield Violation(f"column {port.name}.{column.name} looks like personal data but is classified "
                                 f"{column.classification}; classify it pii (and serve it on a restricted port)",
                                 ("output_ports", i, "contract", "columns", j, "classification"))
@@ -175,6 +178,19 @@ def inputs_are_approved(ctx: ProductContext, params: dict[str, Any]) -> Iterator
             if missing:
                 yield Violation(f"input port {input_port.name} reads restricted {input_port.source} without an "
                                 f"approved access request; {' and '.join(missing)}", ("input_ports", i))
+
+
+@policy("MESH-REG-002", "Access approved for known consumers",
+        "An approval for a product nobody publishes is a typo that leaves the real consumer out, or a grant waiting "
+        "for whoever takes that id next.", "warning")
+def approvals_name_known_consumers(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
+    registry = ctx.registry
+    known = set(registry.products) | set(registry.broken) | set(registry.problems)
+    for i, port in ctx.ports():
+        for j, approval in enumerate(port.approved_access):
+            if approval.consumer not in known:
+                yield Violation(f"port {port.name} approves access for {approval.consumer}, which no domain publishes; "
+                                "fix the product id, or remove the approval", ("output_ports", i, "approved_access", j))
 
 
 @policy("MESH-SLO-001", "Public ports declare freshness", "Consumers plan around how fresh a port is promised to be.",

@@ -9,6 +9,8 @@ import duckdb
 import pyarrow as pa
 
 from platform_resources.manifest import Contract
+from platform_resources.redaction import redact_values
+from platform_resources.sql_sandbox import identifier, sandboxed_connection
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
@@ -73,15 +75,15 @@ def check_primary_key(contract: Contract, staged: pa.Table) -> CheckOutcome:
         return CheckOutcome("primary_key", False, "the contract declares no primary key (policy MESH-CON-001)")
     if any(k not in staged.column_names for k in key):
         return CheckOutcome("primary_key", False, f"primary key columns {key} are not all in the result")
-    columns = ", ".join(f'"{k}"' for k in key)
-    null_test = " or ".join(f'"{k}" is null' for k in key)
-    con = duckdb.connect()
-    con.register("staged", staged)
-    duplicates, nulls = con.execute(
-        f"select (select count(*) from (select {columns} from staged group by all having count(*) > 1)),"
-        f" (select count(*) from staged where {null_test})"
-    ).fetchone()
-    con.close()
+    columns = ", ".join(identifier(k) for k in key)
+    null_test = " or ".join(f"{identifier(k)} is null" for k in key)
+    try:
+        duplicates, nulls = query_staged(
+            staged, f"select (select count(*) from (select {columns} from staged group by all having count(*) > 1)),"
+                    f" (select count(*) from staged where {null_test})")
+    except duckdb.Error as exc:  # its message can quote a row's value: never show it as is
+        return CheckOutcome("primary_key", False, f"the key could not be checked: {redact_values(str(exc)).splitlines()[0]}",
+                            {"primary_key": key})
     passed = duplicates == 0 and nulls == 0
     summary = "unique and not null" if passed else f"{duplicates} duplicated key values, {nulls} rows with a null key"
     return CheckOutcome("primary_key", passed, summary,
@@ -99,3 +101,12 @@ def check_not_null(contract: Contract, staged: pa.Table) -> CheckOutcome:
                         "no nulls in required columns" if passed else f"nulls in required columns: {nulls}",
                         {"null_counts": nulls})
 
+
+def query_staged(staged: pa.Table, sql: str, *params) -> tuple:
+    """One row of a query over the staged result (as relation `staged`), in a DuckDB that can open no file."""
+    con = sandboxed_connection()
+    try:
+        con.register("staged", staged)
+        return con.execute(sql, list(params)).fetchone()
+    finally:
+        con.close()

@@ -81,7 +81,13 @@ def test_a_warning_local_policy_reports_without_blocking_and_a_bad_condition_is_
     check = next(c for c in checks_of(product, product.output_ports[0]) if c.name == "policy_shop_001")
     assert not check.blocking
     failed = outcomes(product, pa.table({"id": [1]}))["policy_shop_001"]
-    assert not failed.passed and "does not run on the port" in failed.summary and "fix it in the manifest" in failed.summary
+    assert not failed.passed and "was not run" in failed.summary and "not in the port's contract" in failed.summary
+    assert "fix it in the manifest" in failed.summary
+
+    mistyped = manifest([], policies=[{**POSITIVE, "rows_satisfy": "id > 'one'"}])
+    failed = outcomes(mistyped, pa.table({"id": [1]}))["policy_shop_001"]
+    assert not failed.passed and "does not run on the port (Conversion Error" in failed.summary
+    assert "fix it in the manifest" in failed.summary
 
 
 def test_a_local_runtime_policy_names_existing_ports_so_it_cannot_silently_check_nothing():

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema
+from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema, query_staged
 from platform_resources.governance.local_policies import as_policy
 from platform_resources.governance.policy import GLOBAL, Policy
 from platform_resources.manifest import LocalPolicy, Manifest, OutputPort
+from platform_resources.redaction import redact_values
+from platform_resources.sql_sandbox import UnsafeCondition, condition_sql, identifier
 
 # A hashed column serves SHA-256 hex digests, as DuckDB's sha256() returns them.
 HASHED = r"^[0-9a-f]{64}$"
@@ -90,7 +92,7 @@ def run_runtime_checks(manifest: Manifest, port: OutputPort, staged: pa.Table) -
         if check.name in outcomes:
             results.append((check, outcomes[check.name]()))
         else:
-            results.append((check, check_rows_satisfy(check.name, locals_by_name[check.name], staged)))
+            results.append((check, check_rows_satisfy(check.name, locals_by_name[check.name], port, staged)))
     return results
 
 
@@ -101,22 +103,14 @@ def check_not_empty(port: OutputPort, staged: pa.Table) -> CheckOutcome:
     return CheckOutcome("row_count", passed, summary, {"row_count": rows, "may_be_empty": port.may_be_empty})
 
 
-def _query(staged: pa.Table, sql: str, *params) -> tuple:
-    con = duckdb.connect()
-    try:
-        con.register("staged", staged)
-        return con.execute(sql, list(params)).fetchone()
-    finally:
-        con.close()
-
-
 def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
     leaks: dict[str, int] = {}
     for column in (c for c in port.contract.columns if c.masking):
         if column.name not in staged.column_names:
             leaks[column.name] = staged.num_rows
             continue
-        value = f'cast("{column.name}" as varchar)'
+        name = identifier(column.name)
+        value = f"cast({name} as varchar)"
         if column.masking == "hashed":
             condition = f"not regexp_full_match({value}, ?)"
             params = [HASHED.strip("^$")]
@@ -124,8 +118,8 @@ def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
             visible = f"length(regexp_replace({value}, '[^A-Za-z0-9]', '', 'g'))"
             condition = f"({visible} > ? or not contains({value}, '*'))"
             params = [REDACTED_VISIBLE]
-        unmasked = _query(staged, f'select count(*) from staged where "{column.name}" is not null and {condition}',
-                          *params)[0]
+        unmasked = query_staged(staged, f"select count(*) from staged where {name} is not null and {condition}",
+                                *params)[0]
         if unmasked:
             leaks[column.name] = unmasked
     passed = not leaks
@@ -134,13 +128,20 @@ def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
     return CheckOutcome("masking", passed, summary, {"unmasked_rows": leaks})
 
 
-def check_rows_satisfy(name: str, local: LocalPolicy, staged: pa.Table) -> CheckOutcome:
+def check_rows_satisfy(name: str, local: LocalPolicy, port: OutputPort, staged: pa.Table) -> CheckOutcome:
+    """Count the rows failing the condition, in the sandbox; a condition that is not safe never runs (MESH-SQL-001)."""
     condition = local.rows_satisfy
     try:
-        failing = _query(staged, f"select count(*) from staged where not coalesce(({condition}), false)")[0]
-    except duckdb.Error as exc:
+        safe = condition_sql(condition, [c.name for c in port.contract.columns])
+    except UnsafeCondition as refused:
+        return CheckOutcome(name, False, f"the condition '{condition}' of {local.id} was not run: {refused}; fix it "
+                                         "in the manifest (policy MESH-SQL-001)", {"condition": condition})
+    try:
+        failing = query_staged(staged, f"select count(*) from staged where not coalesce(({safe}), false)")[0]
+    except duckdb.Error as exc:  # its message can quote a row's value: never show it as is
         return CheckOutcome(name, False, f"the condition '{condition}' of {local.id} does not run on the port "
-                                         f"({str(exc).splitlines()[0]}); fix it in the manifest", {"condition": condition})
+                                         f"({redact_values(str(exc)).splitlines()[0]}); fix it in the manifest",
+                            {"condition": condition})
     passed = failing == 0
     summary = f"every row satisfies {condition}" if passed else f"{failing} rows do not satisfy {condition}"
     return CheckOutcome(name, passed, f"{local.id}: {summary}", {"condition": condition, "failing_rows": failing})

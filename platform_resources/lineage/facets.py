@@ -25,6 +25,7 @@ from platform_resources.contracts import CheckOutcome
 from platform_resources.governance.engine import PolicyReport
 from platform_resources.lineage.naming import namespace_prefix
 from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.redaction import redact_values
 
 PRODUCER = "https://mesh.example.com/mesh-platform/0.1.0"
 # Where the project's own facet schemas are published; they ship in platform_resources/lineage/schemas/.
@@ -109,7 +110,7 @@ def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_i
     """What a publish attempt measured: check results, row and null counts, the Iceberg snapshot."""
     facets: dict = {"dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
         assertions=[data_quality_assertions_dataset.Assertion(assertion=c.name, success=c.passed, severity="error",
-                                                              description=c.summary) for c in checks])}
+                                                              description=redact_values(c.summary)) for c in checks])}
     if data is not None:
         facets["dataQualityMetrics"] = DataQualityMetricsFacet(
             rowCount=data.num_rows,

@@ -22,6 +22,7 @@ from openlineage.client.uuid import generate_new_uuid
 from platform_resources.lineage.delivery import delivery
 from platform_resources.lineage.facets import PRODUCER
 from platform_resources.lineage.naming import job_namespace
+from platform_resources.redaction import redact_values
 
 Dataset = tuple[str, str, dict]  # namespace, name, facets
 
@@ -84,8 +85,9 @@ class JobRun:
 
     def fail(self, error: BaseException | str, inputs: list[Dataset] = (), outputs: list[Dataset] = (),
              when: str | None = None) -> None:
-        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        stack = None if isinstance(error, str) else "".join(traceback.format_exception(error))
+        # dbt's and DuckDB's messages can quote a row's value: lineage gets them without (the stack too).
+        message = redact_values(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+        stack = None if isinstance(error, str) else redact_values("".join(traceback.format_exception(error)))
         facet = error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="python", stackTrace=stack)
         delivery().emit(self._event(RunState.FAIL, inputs, outputs, when, {"errorMessage": facet}))
 

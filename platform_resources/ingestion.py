@@ -10,6 +10,7 @@ from platform_resources.lineage import naming
 from platform_resources.lineage.facets import job_facets
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest
+from platform_resources.sql_sandbox import identifier, literal
 
 
 def operational_database(system: str):
@@ -25,10 +26,11 @@ def ingest_table(domain: str, system: str, table: str) -> int:
     target = domain_duckdb_path(domain)
     target.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(target)) as con:
-        con.execute(f"attach '{source}' as operational (read_only)")
-        con.execute(f'create schema if not exists "{system}"')
-        con.execute(f'create or replace table "{system}"."{table}" as select * from operational."{table}"')
-        return con.execute(f'select count(*) from "{system}"."{table}"').fetchone()[0]
+        con.execute(f"attach {literal(str(source))} as operational (read_only)")
+        schema, name = identifier(system), identifier(table)
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create or replace table {schema}.{name} as select * from operational.{name}")
+        return con.execute(f"select count(*) from {schema}.{name}").fetchone()[0]
 
 
 def ingestion_assets(domain: str, products: list[Manifest]) -> list[AssetsDefinition]:

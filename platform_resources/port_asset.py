@@ -32,6 +32,7 @@ from platform_resources.lineage import naming
 from platform_resources.lineage.facets import column_lineage, port_static_facets, publish_facets
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
 
@@ -116,7 +117,10 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
             yield from _write_audit_publish(context, registry, manifest, port, relations, policies, attempt)
         except Exception as exc:
             run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
-            raise
+            safe = redacted_error(exc)  # what reaches Dagster's event log quotes no row value
+            if safe is exc:
+                raise
+            raise safe from None
         measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id,
                                   attempt.published.first_publish)
         identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})

@@ -32,6 +32,7 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
+from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
 
 POLL_SECONDS = 0.5
@@ -248,7 +249,7 @@ def _root_cause(error: ErrorInfo) -> str:
     """The user's exception, not Dagster's wrapper around it."""
     while error.cause and error.cls_name == "DagsterExecutionStepExecutionError":
         error = error.cause
-    return error.message.strip()
+    return redact_values(error.message.strip())  # DuckDB's and dbt's errors can quote a row's value
 
 
 def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
@@ -267,7 +268,7 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
             outcome.checks_failed += not evaluation.passed
     elif event.event_type == DagsterEventType.STEP_FAILURE:
         user_error = event.step_failure_data.user_failure_data
-        message = (user_error.description if user_error else None) or _root_cause(event.step_failure_data.error)
+        message = redact_values((user_error.description if user_error else None) or _root_cause(event.step_failure_data.error))
         step_port = (event.step_key or "").replace("__", ".")  # port asset steps are named domain__product__port
         if step_port in summary.ports:
             summary.ports[step_port].error = message

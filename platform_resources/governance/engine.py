@@ -9,7 +9,6 @@ from datetime import date
 from platform_resources.governance import asset_graph as _asset_graph  # noqa: F401  registers MESH-ACC-002
 from platform_resources.governance import model_reads as _model_reads  # noqa: F401  registers MESH-ACC-003
 from platform_resources.governance import sql_policies as _sql_policies  # noqa: F401  registers MESH-SQL-001
-from platform_resources.governance import sql_policies as _sql_policies  # noqa: F401  registers MESH-SQL-001
 from platform_resources.governance import static_policies as _static_policies  # noqa: F401  registers 1-10
 from platform_resources.governance.context import AssetGraph, ProductContext, load_teams
 from platform_resources.governance.local_policies import as_policy

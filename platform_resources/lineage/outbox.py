@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from platform_resources.home import private_folder
+
 SUFFIX = ".json"
 EVENT_NAME = re.compile(r"\d{20}\.json")  # the names append() writes; nothing else is an event
 QUARANTINE = "quarantine"
@@ -31,8 +33,8 @@ class Outbox:
     @contextlib.contextmanager
     def locked(self) -> Iterator["Outbox"]:
         """Exclusive use of the outbox across processes (append + deliver must not interleave)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as lock:
+        private_folder(self.folder)  # events name datasets, owners and error messages: for the owner only
+        with open(_private_file(self.folder / ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield self
@@ -52,7 +54,7 @@ class Outbox:
         path = self.folder / f"{sequence:020d}{SUFFIX}"
         staging = path.with_suffix(".tmp")
         try:
-            with open(staging, "w") as file:
+            with open(_private_file(staging), "w") as file:
                 json.dump(event, file)
                 file.flush()
                 os.fsync(file.fileno())  # the rename must never publish a file whose bytes are not on disk yet
@@ -71,7 +73,8 @@ class Outbox:
             return 0.0
 
     def pause(self, until: float) -> None:
-        (self.folder / ".paused_until").write_text(str(until))
+        with open(_private_file(self.folder / ".paused_until"), "w") as marker:
+            marker.write(str(until))
 
     def resume(self) -> None:
         (self.folder / ".paused_until").unlink(missing_ok=True)
@@ -93,12 +96,18 @@ class Outbox:
 
     def quarantine(self, path: Path, reason: str) -> Path:
         """Move an event that cannot be delivered out of the way, kept with a note of why. Call while locked."""
-        self.quarantine_folder.mkdir(exist_ok=True)
+        private_folder(self.quarantine_folder)
         target = self.quarantine_folder / path.name
         copy = 1
         while target.exists():  # sequence numbers restart once the outbox empties: never overwrite a kept event
             target = self.quarantine_folder / f"{path.stem}-{copy}{SUFFIX}"
             copy += 1
         os.replace(path, target)
-        target.with_suffix(".reason.txt").write_text(reason + "\n")
+        with open(_private_file(target.with_suffix(".reason.txt")), "w") as note:
+            note.write(reason + "\n")
         return target
+
+
+def _private_file(path: Path) -> int:
+    """A descriptor of `path` opened for writing (created 0600, emptied), whatever the process umask."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

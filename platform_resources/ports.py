@@ -1,24 +1,43 @@
-"""Output-port storage: one Iceberg table per port, atomic publish stamped with a processing time, time travel."""
+"""Output-port storage: one Iceberg table per port, atomic publish stamped with a processing time, time travel.
+
+A publish is one Iceberg commit holding one snapshot: the schema becomes exactly the published data's columns (plus
+`_processing_time`), every data file of the previous version is replaced, and the snapshot's timestamp is the
+processing time, so an Iceberg reader's time travel by timestamp agrees with `mesh read --as-of`.
+"""
 
 from __future__ import annotations
 
 import functools
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-from pyiceberg.table import Table
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, ResolveError
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.schema import promote
+from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import Operation, Snapshot
+from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
+from pyiceberg.table.update.snapshot import _OverwriteFiles
+from pyiceberg.types import IcebergType
 from pyiceberg.utils.config import Config
+from pyiceberg.utils.datetime import datetime_to_millis
 
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
+# Stamped on every publish's snapshot summary: what that version is. The contract version and the product version
+# also go to the table properties, where catalog browsers show them.
 PROCESSING_TIME_PROPERTY = "mesh.processing-time"
+PRODUCT_VERSION_PROPERTY = "mesh.product-version"
+CONTRACT_VERSION_PROPERTY = "mesh.contract-version"
+CONTRACT_PROPERTY = "mesh.contract"  # the served contract as JSON, for the breaking-change check at the next publish
+RUN_ID_PROPERTY = "mesh.run-id"  # the Dagster run that published the version
 
 
 class PortNotPublishedError(LookupError):
@@ -33,6 +52,29 @@ class TimeTravelError(LookupError):
 class PortVersion:
     processing_time: datetime
     snapshot_id: int
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a publish says about the version it commits (all optional: a bare publish in a test has none)."""
+
+    product_version: str | None = None
+    contract_version: str | None = None
+    contract: str | None = None  # JSON, written and read by governance.contract_changes
+    run_id: str | None = None
+
+    def properties(self) -> dict[str, str]:
+        return {name: value for name, value in ((PRODUCT_VERSION_PROPERTY, self.product_version),
+                                                (CONTRACT_VERSION_PROPERTY, self.contract_version),
+                                                (CONTRACT_PROPERTY, self.contract),
+                                                (RUN_ID_PROPERTY, self.run_id)) if value is not None}
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> Stamp:
+        summary = snapshot.summary.additional_properties if snapshot.summary else {}
+        return cls(summary.get(PRODUCT_VERSION_PROPERTY), summary.get(CONTRACT_VERSION_PROPERTY),
+                   summary.get(CONTRACT_PROPERTY), summary.get(RUN_ID_PROPERTY))
 
 
 @dataclass(frozen=True)
@@ -95,18 +137,29 @@ def versions(port_id: str) -> list[PortVersion]:
 
 def _versions_of(table: Table) -> list[PortVersion]:
     snapshots = {s.snapshot_id: s for s in table.metadata.snapshots}
-    by_time: dict[str, int] = {}
+    by_time: dict[str, PortVersion] = {}
     for entry in table.metadata.snapshot_log:  # commit order
         snapshot = snapshots.get(entry.snapshot_id)
         stamp = snapshot.summary.additional_properties.get(PROCESSING_TIME_PROPERTY) if snapshot else None
         if stamp:
-            by_time[stamp] = snapshot.snapshot_id  # the last snapshot of a publish is what it served
-    return sorted((PortVersion(datetime.fromisoformat(t), s) for t, s in by_time.items()), key=lambda v: v.processing_time)
+            # A port published before one-snapshot publishes has two snapshots per publish: the last one served.
+            by_time[stamp] = PortVersion(datetime.fromisoformat(stamp), snapshot.snapshot_id, Stamp.of(snapshot).run_id)
+    return sorted(by_time.values(), key=lambda v: v.processing_time)
 
 
-def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None) -> PublishResult:
-    """Replace what the port serves with `data` in one atomic Iceberg commit, stamped with a new processing time:
-    now, but strictly after the port's last processing time even if the clock stepped back."""
+def served_stamp(port_id: str) -> Stamp | None:
+    """What the version the port serves now said about itself; None when the port was never published."""
+    try:
+        snapshot = _load_table(port_id).current_snapshot()
+    except PortNotPublishedError:
+        return None
+    return Stamp.of(snapshot) if snapshot else None
+
+
+def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None,
+            stamp: Stamp = Stamp()) -> PublishResult:
+    """Replace what the port serves with `data` in one atomic Iceberg commit of one snapshot, stamped with a new
+    processing time. The port then serves exactly data's columns; older versions keep theirs."""
     stamp_type = pa.timestamp("us", tz="UTC")
     schema = data.schema.append(pa.field(PROCESSING_TIME_COLUMN, stamp_type, nullable=False))
     namespace, name = table_identifier(port_id)
@@ -117,22 +170,95 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
         catalog().create_namespace_if_not_exists(namespace)
         table = catalog().create_table_if_not_exists((namespace, name), schema=schema, properties={"mesh.port-id": port_id})
     history = _versions_of(table)
-    now = datetime.now(timezone.utc)
-    processing_time = max(now, history[-1].processing_time + timedelta(microseconds=1)) if history else now
+    processing_time = _next_processing_time(history[-1].processing_time if history else None)
     stamped = data.append_column(schema.field(PROCESSING_TIME_COLUMN),
                                  pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
-    with table.transaction() as tx, warnings.catch_warnings():
-        # The first publish of a port overwrites an empty table; pyiceberg warns that nothing was deleted.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        with tx.update_schema() as update:
-            update.union_by_name(stamped.schema)
-        with tx.update_schema() as update:  # a second update: the first one's new columns are not visible inside it
-            for column, doc in (column_docs or {}).items():
-                update.update_column(column, doc=doc)
-        tx.overwrite(stamped, snapshot_properties={PROCESSING_TIME_PROPERTY: processing_time.isoformat()})
+    with table.transaction() as tx:
+        _serve_exactly(tx, stamped.schema, column_docs or {})
+        if table_properties := {k: v for k, v in stamp.properties().items() if k != CONTRACT_PROPERTY}:
+            tx.set_properties(table_properties)
+        _replace_data(tx, table, stamped, processing_time, stamp)
     # The committed transaction has refreshed `table`: no second catalog round trip.
     return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
                          f"{namespace}.{name}", table.location(), first_publish=not history)
+
+
+def _next_processing_time(last: datetime | None) -> datetime:
+    """Now, but strictly after the port's last processing time even if the clock stepped back; whole milliseconds,
+    the precision of an Iceberg snapshot timestamp, so the two are the same instant."""
+    now = datetime.now(timezone.utc)
+    now -= timedelta(microseconds=now.microsecond % 1000)
+    if last is None:
+        return now
+    after = last + timedelta(microseconds=1)
+    return max(now, after + timedelta(microseconds=-after.microsecond % 1000))
+
+
+def _serve_exactly(tx: Transaction, schema: pa.Schema, column_docs: dict[str, str]) -> None:
+    """Make the table's current schema the published columns, in their order, with their types and descriptions.
+
+    A column that is gone, or whose type changed other than by an Iceberg promotion (int to long, float to double,
+    a wider decimal), is dropped; a changed one is added again with a new field id. Older snapshots keep the schema
+    they were written with, so time travel still shows their columns.
+    """
+    wanted = Catalog._convert_schema_if_needed(schema)  # pyarrow -> Iceberg types, as union_by_name converts them
+    wanted_types = {f.name: f.field_type for f in wanted.fields}
+    with tx.update_schema() as update:
+        for field in tx.table_metadata.schema().fields:
+            if field.name not in wanted_types or not _promotes(field.field_type, wanted_types[field.name]):
+                update.delete_column(field.name)
+    with tx.update_schema() as update:  # a second update: the first one's deletes are not visible inside it
+        update.union_by_name(schema)
+    with tx.update_schema() as update:  # a third: the second one's new columns are not visible inside it either
+        names = [f.name for f in wanted.fields]
+        update.move_first(names[0])
+        for before, name in zip(names, names[1:]):
+            update.move_after(name, before)
+        for column, doc in column_docs.items():
+            if column in wanted_types:
+                update.update_column(column, doc=doc)
+
+
+def _promotes(served: IcebergType, published: IcebergType) -> bool:
+    """True when Iceberg can evolve a column from the served type to the published one in place."""
+    if served == published:
+        return True
+    try:
+        promote(served, published)
+    except ResolveError:
+        return False
+    return True
+
+
+class _StampedOverwrite(_OverwriteFiles):
+    """pyiceberg's overwrite snapshot producer, its snapshot timestamped with the publish's processing time rather
+    than the commit's clock (pyiceberg 0.12 has no option for it)."""
+
+    def __init__(self, tx: Transaction, io, processing_time: datetime, properties: dict[str, str]):
+        operation = Operation.OVERWRITE if tx.table_metadata.current_snapshot() else Operation.APPEND
+        super().__init__(operation=operation, transaction=tx, io=io, snapshot_properties=properties)
+        self._timestamp_ms = datetime_to_millis(processing_time)
+
+    def _commit(self) -> UpdatesAndRequirements:
+        updates, requirements = super()._commit()
+        return tuple(AddSnapshotUpdate(snapshot=u.snapshot.model_copy(update={"timestamp_ms": self._timestamp_ms}))
+                     if isinstance(u, AddSnapshotUpdate) else u for u in updates), requirements
+
+
+def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_time: datetime, stamp: Stamp) -> None:
+    """One snapshot that removes every data file of the version served now and adds the new version's files."""
+    _check_pyarrow_schema_compatible(tx.table_metadata.schema(), provided_schema=stamped.schema,
+                                     format_version=tx.table_metadata.format_version)
+    properties = {PROCESSING_TIME_PROPERTY: processing_time.isoformat(), **stamp.properties()}
+    with _StampedOverwrite(tx, table.io, processing_time, properties) as snapshot:
+        snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
+        if table.current_snapshot() is not None:
+            for task in table.scan().plan_files():
+                snapshot.delete_data_file(task.file)
+        if stamped.num_rows:
+            for data_file in _dataframe_to_data_files(table_metadata=tx.table_metadata, df=stamped, io=table.io,
+                                                      write_uuid=snapshot.commit_uuid):
+                snapshot.append_data_file(data_file)
 
 
 def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
@@ -153,15 +279,57 @@ def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
 
 
 def scan_version(port_id: str, version: PortVersion, limit: int | None = None) -> pa.Table:
+    """The rows of a version, in the columns that version was published with (pyiceberg scans a snapshot with the
+    schema recorded on it, not the table's current one)."""
     return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit).to_arrow()
 
 
 def local_data_files(port_id: str, version: PortVersion) -> list[str] | None:
     """The local Parquet files that make up a version, or None when it cannot be read as plain files
-    (remote storage, or delete files that must be applied)."""
+    (remote storage, or delete files that must be applied). A publish writes every file of its version, so the
+    files hold exactly that version's columns."""
     paths = []
     for task in _load_table(port_id).scan(snapshot_id=version.snapshot_id).plan_files():
         if task.delete_files or not task.file.file_path.startswith("file://"):
             return None
         paths.append(task.file.file_path.removeprefix("file://"))
     return paths
+
+
+class InconsistentProductError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProductVersion:
+    """One run's publish of every output port of a product: the ports as they were meant to be read together."""
+
+    product_id: str
+    run_id: str
+    ports: dict[str, PortVersion]  # port id -> the version that run published
+
+    @property
+    def processing_time(self) -> datetime:
+        return max(v.processing_time for v in self.ports.values())
+
+
+def product_version(product_id: str, port_names: Sequence[str]) -> ProductVersion:
+    """The latest run that published every one of the product's output ports (port_names), and what it published.
+
+    Each port is published in its own commit, so after a run stopped part way (kill -9, a failed check) the
+    latest versions of a product's ports can come from different runs; this is the newest version that did not.
+    """
+    port_ids = [f"{product_id}.{name}" for name in port_names]
+    by_run: dict[str, dict[str, PortVersion]] = {}
+    for port_id in port_ids:
+        for version in versions(port_id):
+            # A version published outside a run (none recorded) counts as its own run.
+            run = version.run_id or f"snapshot {version.snapshot_id}"
+            by_run.setdefault(run, {})[port_id] = version  # a run's last publish of the port wins
+    complete = [ProductVersion(product_id, run, published) for run, published in by_run.items()
+                if len(published) == len(port_ids)]
+    if not complete:
+        raise InconsistentProductError(
+            f"no run has published every output port of {product_id} ({', '.join(port_ids)}); run the whole "
+            f"product (mesh run --domain {product_id.split('.')[0]}) and read again, or read without --consistent")
+    return max(complete, key=lambda v: v.processing_time)

@@ -6,6 +6,7 @@ primary key changed) requires a major version bump.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -34,11 +35,12 @@ def breaking_changes(old: Manifest, new: Manifest) -> list[BreakingChange]:
             # A renamed port is, to its consumers, a removed one.
             changes.append(BreakingChange(old_port.name, f"output port {old_port.name} removed (or renamed)"))
             continue
-        changes += [BreakingChange(old_port.name, c) for c in _contract_changes(old_port.contract, new_port.contract)]
+        changes += [BreakingChange(old_port.name, c) for c in contract_changes(old_port.contract, new_port.contract)]
     return changes
 
 
-def _contract_changes(old: Contract, new: Contract) -> list[str]:
+def contract_changes(old: Contract, new: Contract) -> list[str]:
+    """Every change from old to new that can break a consumer of a port served under old, as sentences."""
     new_columns = {c.name: c for c in new.columns}
     changes: list[str] = []
     for column in old.columns:
@@ -66,6 +68,25 @@ def _column_changes(old: Column, new: Column | None) -> list[str]:
 
 def _names(key: list[str]) -> str:
     return "[" + ", ".join(key) + "]"
+
+
+# --- the contract a port serves ----------------------------------------------------------------------
+
+def contract_record(contract: Contract) -> str:
+    """The parts of a contract that decide what breaks a consumer, as JSON: stored with every publish of the port,
+    so the next publish compares with what the port serves (no git needed)."""
+    return json.dumps({"columns": [{"name": c.name, "type": c.type, "nullable": c.nullable} for c in contract.columns],
+                       "primary_key": list(contract.primary_key)}, separators=(",", ":"))
+
+
+def contract_from_record(record: str) -> Contract | None:
+    """The contract a publish stored with contract_record; None when it cannot be read back."""
+    try:
+        data = json.loads(record)
+        return Contract(columns=[Column(name=c["name"], type=c["type"], nullable=c["nullable"]) for c in data["columns"]],
+                        primary_key=data["primary_key"])
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 # --- type widening ---------------------------------------------------------------------------------
@@ -116,6 +137,11 @@ def _decimal(contract_type: str) -> tuple[int, int] | None:
 def major_bumped(old_version: str, new_version: str) -> bool:
     """True when new's MAJOR is greater than old's; pre-release suffixes are ignored."""
     return _major(new_version) > _major(old_version)
+
+
+def next_major(version: str) -> str:
+    """The first version of the next major release: 1.4.2 -> 2.0.0."""
+    return f"{_major(version) + 1}.0.0"
 
 
 def _major(version: str) -> int:

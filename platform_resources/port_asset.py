@@ -25,6 +25,8 @@ from dagster import (
 
 from platform_resources import dbt, metrics, ports, slo
 from platform_resources.contracts import CheckOutcome
+from platform_resources.governance.contract_changes import (contract_changes, contract_from_record, contract_record,
+                                                            major_bumped, next_major)
 from platform_resources.governance.engine import PolicyReport
 from platform_resources.governance.runtime import checks_of, run_runtime_checks, static_policy_check
 from platform_resources.home import domain_duckdb_path
@@ -149,6 +151,7 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     if port.dbt_model not in relations:
         raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
                       f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+    refuse_unannounced_breaking_change(registry, manifest, port, port_id)
     attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
     results = run_runtime_checks(manifest, port, attempt.staged)
     attempt.checks = [outcome for _, outcome in results]
@@ -160,7 +163,8 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     if failed:
         raise Failure(description=f"{port_id} failed blocking checks, nothing published; the port keeps serving "
                                   f"its previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
-    published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns})
+    published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns},
+                              publish_stamp(manifest, port, context.run_id))
     attempt.published = published
     context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
     input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
@@ -178,6 +182,29 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     for result in results:
         yield AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
                                severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN)
+
+
+def publish_stamp(manifest: Manifest, port: OutputPort, run_id: str) -> ports.Stamp:
+    """What a publish records about its version: the versions and the contract it serves, the run that published it."""
+    return ports.Stamp(product_version=manifest.version, contract_version=port.contract.version or manifest.version,
+                       contract=contract_record(port.contract), run_id=run_id)
+
+
+def refuse_unannounced_breaking_change(registry: Registry, manifest: Manifest, port: OutputPort, port_id: str) -> None:
+    """A contract change that breaks the port's consumers publishes only with a major version bump: compared with
+    the contract the port serves now (recorded with its publish), so it holds without git and without CI."""
+    served = ports.served_stamp(port_id)
+    old = contract_from_record(served.contract) if served and served.contract else None
+    if old is None or served.product_version is None:
+        return  # never published, or published before publishes recorded their contract: nothing to compare with
+    changes = contract_changes(old, port.contract)
+    if changes and not major_bumped(served.product_version, manifest.version):
+        consumers = ", ".join(registry.consumers(port_id)) or "none registered"
+        raise Failure(description=(
+            f"{port_id}: breaking contract change since the version it serves (product version "
+            f"{served.product_version}): {'; '.join(changes)}. Nothing published; the port keeps serving its previous "
+            f"version. Fix: bump the major version in {registry.files[manifest.id]} (version: {manifest.version} -> "
+            f"{next_major(served.product_version)}) and tell its consumers ({consumers}), or undo the change."))
 
 
 def _static_policy_result(product_id: str, report: PolicyReport) -> AssetCheckResult:
@@ -206,4 +233,4 @@ def _metric_metadata(measured: dict) -> dict:
 
 def _read_staged(domain: str, relation: str) -> pa.Table:
     with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
-        return con.execute(f"select * from {relation}").fetch_arrow_table()
+        return con.execute(f"select * from {relation}").to_arrow_table()

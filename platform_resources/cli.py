@@ -116,6 +116,8 @@ def _list(args: argparse.Namespace) -> int:
         for product_id, errors in registry.broken.items():
             if product_id.startswith(f"{domain}."):
                 print(f"  BROKEN MANIFEST: {errors}")
+    for error in registry.workspace_errors:
+        print(f"BROKEN WORKSPACE ENTRY: {error}")
     return 0
 
 

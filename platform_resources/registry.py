@@ -83,6 +83,10 @@ class Registry:
     def products_of(self, domain: str) -> list[Manifest]:
         return [m for pid, m in self.products.items() if self.locations[pid] == domain]
 
+    def broken_in(self, domain: str) -> dict[str, ManifestErrors]:
+        """The broken manifests of one domain's code location, by the product id their file name suggests."""
+        return {pid: errors for pid, errors in self.broken.items() if self.location_of(pid) == domain}
+
     def port(self, port_id: str) -> tuple[Manifest, OutputPort]:
         if not PORT_ID.match(port_id):
             raise RegistryError(f"'{port_id}' is not a port id; write domain.product.port, like crm.customers.customers")

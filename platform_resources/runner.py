@@ -29,6 +29,7 @@ from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, D
 
 from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX
+from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
@@ -59,10 +60,11 @@ class MeshRunSummary:
     run_ids: dict[str, str] = field(default_factory=dict)
     lineage: FlushResult | None = None
     seconds: float = 0.0
+    broken: dict[str, str] = field(default_factory=dict)  # product id -> its manifest's first error (file:line)
 
     @property
     def ok(self) -> bool:
-        return not self.failed_domains and all(p.error is None and p.rows is not None for p in self.ports.values())
+        return not self.failed_domains and not self.broken and all(p.error is None and p.rows is not None for p in self.ports.values())
 
 
 class ErrorInfo(Protocol):
@@ -334,7 +336,7 @@ class _Batch:
         try:
             dbt.prepare(self.registry, [domain])  # the code location loads the prepared dbt manifest, never parses
         except Exception as exc:  # a broken domain never stops the others
-            return f"{type(exc).__name__}: {exc}"
+            return location_failure(self.registry, domain, exc)
         spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
         return _launch(domain, spec, self.tags, self.workspace.parent)
 
@@ -397,6 +399,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
     wanted = set(domains or [d for d, domain in registry.domains.items() if domain.is_local or domain.server])
     selected = {d: ups & wanted for d, ups in graph.items() if d in wanted}
     summary = MeshRunSummary(scale)
+    summary.broken = {pid: str(errors.errors[0]) for d in selected for pid, errors in registry.broken_in(d).items()}
     for domain in registry.domain_order():  # the summary lists ports in dependency order
         summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}")
                               for m in registry.products_of(domain) if domain in selected for p in m.output_ports})
@@ -426,6 +429,8 @@ def format_summary(summary: MeshRunSummary) -> str:
             when = datetime.fromtimestamp(outcome.processing_time, UTC).isoformat()
         rows = "-" if outcome.rows is None else f"{outcome.rows:,}"
         lines.append(f"{outcome.port_id:<45} {rows:>9}  {checks:>7}  {when:<32} {status}")
+    for product_id, error in summary.broken.items():
+        lines.append(f"{product_id:<45} {'-':>9}  {'-':>7}  {'-':<32} NOT BUILT: broken manifest {error}")
     for domain, error in summary.failed_domains.items():
         lines.append(f"domain {domain} FAILED: {error}")
     products = {p.rsplit('.', 1)[0] for p in summary.ports}
@@ -436,7 +441,8 @@ def format_summary(summary: MeshRunSummary) -> str:
     if summary.lineage and summary.lineage.pending:
         lines.append(f"lineage: {summary.lineage.pending} events wait in the outbox ({summary.lineage.error}); "
                      "they are sent with the next emission or `mesh lineage flush`")
-    lines.append(f"{len(products)} products, {len(published)}/{len(summary.ports)} ports published, "
+    broken = f", {len(summary.broken)} broken manifests" if summary.broken else ""
+    lines.append(f"{len(products)} products{broken}, {len(published)}/{len(summary.ports)} ports published, "
                  f"{sum(p.rows for p in published):,} rows, checks {passed} passed / {failed} failed, "
                  f"scale {summary.scale}, {summary.seconds:.1f} s")
     return "\n".join(lines)

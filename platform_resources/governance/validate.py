@@ -23,16 +23,24 @@ def load_asset_graphs(registry: Registry) -> tuple[dict[str, AssetGraph], dict[s
     """The real asset graph of every code location, and the locations that failed to load (with why)."""
     from platform_resources import dbt
 
-    dbt.prepare(registry)
     graphs, failures = {}, {}
     for name, domain in registry.domains.items():
-        if domain.module is None:
-            continue  # served by a code server or deployed elsewhere: its own deployment checks its asset graph
-        try:
-            graphs[name] = graph_of_definitions(load_definitions(domain))
-        except Exception as exc:  # one broken location is reported; the others are still checked
-            failures[name] = f"{type(exc).__name__}: {exc}"
+        if not domain.is_local:
+            continue
+        try:  # one broken location is reported; the others are still checked
+            dbt.prepare(registry, [name])
+            if domain.module is not None:  # else served by a code server: its own deployment checks its graph
+                graphs[name] = graph_of_definitions(load_definitions(domain))
+        except Exception as exc:
+            failures[name] = location_failure(registry, name, exc)
     return graphs, failures
+
+
+def location_failure(registry: Registry, domain: str, exc: Exception) -> str:
+    """Why a code location failed to load, naming its broken manifest first: that is what its owners fix."""
+    first = next((errors.errors[0] for errors in registry.broken_in(domain).values()), None)
+    cause = f"{first.file}:{first.line} is a broken manifest ({first.problem}); fix it first. Then " if first else ""
+    return f"{cause}{type(exc).__name__}: {exc}"
 
 
 def load_definitions(domain: Domain) -> Definitions:
@@ -79,12 +87,15 @@ def format_text(report: PolicyReport, failures: dict[str, str], registry: Regist
             if group:
                 lines.append(f"  {title}:")
                 lines += [f"    {f.as_text()}" for f in group]
+    if registry.workspace_errors:
+        lines.append(f"{registry.workspace}: {len(registry.workspace_errors)} entries load no code location")
+        lines += [f"  {e}" for e in registry.workspace_errors]
     if report.blocked:
         lines.append("")
         lines.append("cannot publish until fixed:")
         lines += [f"  {product}: {why}" for product, why in sorted(report.blocked.items())]
     lines.append("")
-    total_errors = len(report.errors) + len(failures)
+    total_errors = len(report.errors) + len(failures) + len(registry.workspace_errors)
     lines.append(f"{len(registry.products)} products checked against {len(GLOBAL.static())} global static policies: "
                  f"{total_errors} errors, {sum(f.open_warning for f in report.findings)} warnings"
                  f", {sum(f.waived for f in report.findings)} waived")
@@ -99,7 +110,8 @@ def format_json(report: PolicyReport, failures: dict[str, str], registry: Regist
             "location_error": failures.get(domain),
         } for domain in registry.domains},
         "blocked": report.blocked,
-        "ok": not report.errors and not failures,
+        "workspace_errors": [str(e) for e in registry.workspace_errors],
+        "ok": not report.errors and not failures and not registry.workspace_errors,
     }, indent=1)
 
 
@@ -123,7 +135,7 @@ def _validate(args: argparse.Namespace) -> int:
     registry = published_registry()
     report, failures = validate(registry, base=args.base, load_locations=not args.manifests_only)
     print((format_json if args.format == "json" else format_text)(report, failures, registry))
-    return 1 if report.errors or failures else 0
+    return 1 if report.errors or failures or registry.workspace_errors else 0
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:

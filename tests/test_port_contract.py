@@ -104,6 +104,11 @@ def test_iceberg_time_travel_by_timestamp_is_mesh_read_as_of(fresh_home):
         iceberg = con.execute("select n_name from iceberg_scan(?, snapshot_from_timestamp = ?::timestamptz) order by 1",
                               [metadata, moment]).fetchall()
         assert [name for (name,) in iceberg] == sorted(mesh_read), moment
+    before = published[0].processing_time - timedelta(microseconds=1)
+    with pytest.raises(ports.TimeTravelError):
+        ports.resolve_version(PORT, before)
+    assert con.execute("select * from iceberg_scan(?, snapshot_from_timestamp = ?::timestamptz)",
+                       [metadata, before]).fetchall() == []
 
 
 def test_an_older_snapshot_read_by_duckdb_has_that_versions_columns(fresh_home):

@@ -52,6 +52,9 @@ class Receiver:
                     self.send_response(500)
                 elif name in receiver.refuse:
                     self.send_response(receiver.refuse[name])
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "job name not allowed"}')
+                    return
                 else:
                     receiver.received.append(json.loads(body))
                     if receiver.requests == 1 and receiver.hang:
@@ -206,7 +209,8 @@ def test_an_event_the_endpoint_refuses_is_quarantined_and_the_rest_are_delivered
     assert not box.pending()
     kept = sorted(box.quarantine_folder.glob("*.json"))
     assert [json.loads(p.read_text())["job"]["name"] for p in kept] == ["job_1"]
-    assert "400" in kept[0].with_suffix(".reason.txt").read_text()
+    note = kept[0].with_suffix(".reason.txt").read_text()
+    assert "400" in note and "job name not allowed" in note  # why, in the endpoint's own words
     assert str(box.quarantine_folder) in caplog.text  # the user is told where it is kept
 
 

@@ -189,7 +189,8 @@ class Delivery:
                 self.transport.emit(payload)
             except Exception as exc:
                 if _refused_for_good(exc):
-                    self._quarantine(path, f"{_describe(payload)} refused by the endpoint: {_reason(exc)}")
+                    self._quarantine(path, f"{_describe(payload)} refused by the endpoint: {_reason(exc)}",
+                                     exc.response.text[:2000])
                     quarantined += 1
                     continue
                 self.outbox.pause(time.time() + RETRY_AFTER)
@@ -202,8 +203,9 @@ class Delivery:
         self.outbox.resume()  # the transport works again: nobody needs to wait (no write when nothing was paused)
         return FlushResult(delivered, 0, None, quarantined)
 
-    def _quarantine(self, path: Path, reason: str) -> None:
-        kept = self.outbox.quarantine(path, reason)
+    def _quarantine(self, path: Path, reason: str, answer: str = "") -> None:
+        """Out of the queue, kept; the endpoint's answer goes in the note beside it, not in the log."""
+        kept = self.outbox.quarantine(path, reason + (f"\nthe endpoint answered: {answer}" if answer else ""))
         log.warning("lineage event %s %s; kept in %s (the reason beside it), the events behind it go on; "
                     "move it back into %s to send it again", path.name, reason, kept, self.outbox.folder)
 

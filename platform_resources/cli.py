@@ -34,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from platform_resources.access import read_port
+    from platform_resources.access import Reader, read_port
     from platform_resources.ports import PROCESSING_TIME_COLUMN
     from platform_resources.registry import load_registry
 
@@ -43,7 +43,7 @@ def _read(args: argparse.Namespace) -> int:
     registry = load_registry()
     if args.consistent:
         as_of = _consistent_as_of(registry, args.port, as_of)
-    served, version = read_port(registry, args.port, consumer=args.as_consumer, as_of=as_of, limit=args.limit)
+    served, version = read_port(registry, args.port, Reader.claimed(args.as_consumer), as_of=as_of, limit=args.limit)
     if args.format == "json":
         print(json.dumps(served.to_pylist(), default=str, indent=1))
     elif args.format == "csv":
@@ -182,6 +182,28 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cleanup(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from platform_resources import maintenance
+
+    prepare_home()
+    with maintenance.mesh_lock(print):
+        instance = DagsterInstance.get()
+        try:
+            runs = maintenance.fail_abandoned_runs(instance)
+        finally:
+            instance.dispose()
+        sweep = maintenance.remove_orphan_files(args.older_than)
+    print(f"marked {len(runs)} abandoned runs failed{': ' + ', '.join(runs) if runs else ''}")
+    print(f"removed {len(sweep.removed)} data files no snapshot references (older than {args.older_than:g} s)")
+    for path in sweep.removed:
+        print(f"  {path}")
+    for table in sweep.skipped:
+        print(f"  skipped {table}: its files are not local; use the catalog's own maintenance")
+    return 0
+
+
 def registry_store_location() -> str:
     from platform_resources.registry_store import safe_url, store_url
 
@@ -194,8 +216,9 @@ def _lineage_flush(args: argparse.Namespace) -> int:
     prepare_home()
     result = delivery().flush()
     print(f"delivered {result.delivered} lineage events; {result.pending} still in the outbox"
-          + (f" ({result.error})" if result.error else ""))
-    return 0 if result.pending == 0 else 1
+          + (f" ({result.error})" if result.error else "")
+          + (f"; {result.quarantined} quarantined in {delivery().outbox.quarantine_folder}" if result.quarantined else ""))
+    return 0 if result.pending == 0 and not result.error else 1
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -245,7 +268,9 @@ def parser() -> argparse.ArgumentParser:
     read.add_argument("--consistent", action="store_true",
                       help="read the port as published by the latest run that published every port of its product")
     read.add_argument("--limit", type=_row_limit, help="at most this many rows")
-    read.add_argument("--as", dest="as_consumer", help="the consuming product (domain.product), for restricted ports")
+    read.add_argument("--as", dest="as_consumer",
+                      help="the product you read as (domain.product), for internal and restricted ports: a claim, "
+                           "logged as one; where MESH_PRINCIPAL is set, that is who you read as")
     read.add_argument("--format", choices=["table", "csv", "json"], default="table")
     read.set_defaults(handler=_read)
 
@@ -268,6 +293,11 @@ def parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="lineage delivery").add_subparsers(dest="lineage_command", required=True)
     lineage.add_parser("flush", help="deliver the events waiting in the outbox").set_defaults(handler=_lineage_flush)
     commands.add_parser("prepare", help="prepare the dbt projects (dbt parse) of every domain").set_defaults(handler=_prepare)
+    cleanup = commands.add_parser("cleanup", help="after a killed run: mark its abandoned Dagster runs failed and "
+                                                  "delete the data files no Iceberg snapshot references")
+    cleanup.add_argument("--older-than", type=float, default=3600, metavar="SECONDS",
+                         help="only files at least this old (default 3600: a publish in progress is younger)")
+    cleanup.set_defaults(handler=_cleanup)
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)

@@ -25,6 +25,7 @@ from dagster import (
 
 from platform_resources import dbt, metrics, ports, slo
 from platform_resources.contracts import CheckOutcome
+from platform_resources.governance import model_reads
 from platform_resources.governance.contract_changes import (contract_changes, contract_from_record, contract_record,
                                                             major_bumped, next_major)
 from platform_resources.governance.engine import PolicyReport
@@ -151,6 +152,9 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     if port.dbt_model not in relations:
         raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
                       f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+    leaks = model_reads.leaks_at_publish(registry, manifest, context.run.run_id)
+    if leaks:  # the SQL dbt ran read more than the product may: its result is never served
+        raise Failure(description=f"{port_id} was not published: MESH-ACC-003 " + "; ".join(leaks))
     refuse_unannounced_breaking_change(registry, manifest, port, port_id)
     attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
     results = run_runtime_checks(manifest, port, attempt.staged)

@@ -28,11 +28,12 @@ import yaml
 from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from platform_resources import dbt
-from platform_resources.build import DOMAIN_JOB_SUFFIX
+from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
+from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
 
@@ -268,9 +269,15 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
         if outcome:
             outcome.checks_passed += evaluation.passed
             outcome.checks_failed += not evaluation.passed
+    elif event.event_type == DagsterEventType.ASSET_OBSERVATION:  # a port whose dbt model did not build
+        observation = event.event_specific_data.asset_observation
+        outcome = summary.ports.get(".".join(observation.asset_key.path))
+        if outcome and NOT_PUBLISHED in observation.metadata:
+            outcome.error = redact_values(observation.metadata[NOT_PUBLISHED].value)
     elif event.event_type == DagsterEventType.STEP_FAILURE:
         user_error = event.step_failure_data.user_failure_data
-        message = redact_values((user_error.description if user_error else None) or _root_cause(event.step_failure_data.error))
+        message = redact_values((user_error.description if user_error else None)
+                                or _root_cause(event.step_failure_data.error))
         step_port = (event.step_key or "").replace("__", ".")  # port asset steps are named domain__product__port
         if step_port in summary.ports:
             summary.ports[step_port].error = message
@@ -381,10 +388,25 @@ class _Batch:
                 self.summary.failed_domains[domain] = f"run {self.summary.run_ids[domain]} {status.value}: {why}"
 
 
+def _clean_up_after_killed_runs(instance: DagsterInstance, log: Callable[[str], None]) -> None:
+    for run_id in fail_abandoned_runs(instance):
+        log(f"marked run {run_id} failed: the mesh run that launched it was killed")
+    sweep = remove_orphan_files()
+    if sweep.removed:
+        log(f"removed {len(sweep.removed)} data files that no publish committed (left by a killed run)")
+
+
 def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int = 2, log=print) -> MeshRunSummary:
-    """Materialize the selected domains (all of the workspace by default), independent domains `workers` at a time."""
-    started = time.perf_counter()
+    """Materialize the selected domains (all of the workspace by default), independent domains `workers` at a time.
+
+    One `mesh run` at a time on a mesh home: a second one waits for the first."""
     prepare_home()
+    with mesh_lock(log):
+        return _run_mesh(scale, domains, workers, log)
+
+
+def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> MeshRunSummary:
+    started = time.perf_counter()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
     if tpch.ensure(operational_dir(), scale):
@@ -403,9 +425,10 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
     for domain in registry.domain_order():  # the summary lists ports in dependency order
         summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}")
                               for m in registry.products_of(domain) if domain in selected for p in m.output_ports})
-    tags = {"mesh/batch": uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
+    tags = {BATCH_TAG: uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
     instance = _initialize_instance()
     try:
+        _clean_up_after_killed_runs(instance, log)
         with tempfile.TemporaryDirectory(prefix="mesh-run-") as folder, _interruptible():
             batch = _Batch(registry, summary, instance, workspace_file(), Path(folder), tags, log)
             _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)

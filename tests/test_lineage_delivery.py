@@ -360,3 +360,16 @@ def test_every_event_of_a_job_run_has_its_own_key_and_stays_valid(fresh_home, mo
     assert len(server.received) == 5
     assert len({event_key(e) for e in server.received}) == 5
     assert all(validate_event(e) == [] for e in server.received)
+
+
+def test_mesh_lineage_flush_says_what_it_quarantined_and_where(fresh_home, monkeypatch, receiver):
+    server = receiver()
+    monkeypatch.setenv("OPENLINEAGE_URL", server.url)
+    box = Outbox(fresh_home / "lineage" / "outbox")
+    with box.locked():
+        box.append(json.loads(Serde.to_json(event(0))))
+        box.append(json.loads(Serde.to_json(event(1)))).write_text('{"eventType": "COMPL')  # cut short
+    result = mesh("lineage", "flush")
+    assert result.returncode == 0, result.stderr
+    assert "delivered 1 lineage events; 0 still in the outbox; 1 quarantined in" in result.stdout
+    assert str(box.quarantine_folder) in result.stdout and sent_names(server) == ["job_0"]

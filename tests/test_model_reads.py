@@ -98,3 +98,14 @@ def test_the_dbt_sandbox_opens_only_the_files_it_was_given(tmp_path):
 ])
 def test_reads_of_names_every_relation_and_file_function(sql, reads):
     assert {r.relation for r in reads_of("m", sql, "finance")} == reads
+
+
+def test_a_deleted_model_makes_the_prepared_project_stale(tmp_path, fresh_home):
+    """The prepared dbt manifest follows the project's files: a model removed is no asset any more."""
+    workspace = copy_sample_mesh(tmp_path)
+    registry = load_registry(workspace)
+    geography = registry.domains["geography"]
+    dbt.prepare(registry, ["geography"])
+    assert dbt.is_prepared(geography)
+    (geography.dbt_project / "models/staging/stg_region.sql").unlink()
+    assert not dbt.is_prepared(geography)

@@ -129,9 +129,10 @@ def test_sample_mesh_is_all_compliant(fresh_home):
     assert all(p["not_run"] == [
         {"id": "MESH-ACC-002", "title": GLOBAL["MESH-ACC-002"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
         {"id": "MESH-DBT-001", "title": GLOBAL["MESH-DBT-001"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
+        {"id": "MESH-ACC-003", "title": GLOBAL["MESH-ACC-003"].title, "reason": NOT_RUN_BECAUSE["asset_graph"]},
         {"id": "MESH-VER-001", "title": GLOBAL["MESH-VER-001"].title, "reason": NOT_RUN_BECAUSE["base"]}]
         for p in products)
-    assert not any(passed["id"] in ("MESH-ACC-002", "MESH-DBT-001", "MESH-VER-001") for p in products for passed in p["passed"])
+    assert not any(passed["id"] in ("MESH-ACC-002", "MESH-ACC-003", "MESH-DBT-001", "MESH-VER-001") for p in products for passed in p["passed"])
     assert all(port["last_publish"] is None for p in products for port in p["ports"].values())
     assert to_markdown(data).count("never published") == sum(len(p["ports"]) for p in products)
 

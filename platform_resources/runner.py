@@ -464,6 +464,8 @@ def format_summary(summary: MeshRunSummary) -> str:
     if summary.lineage and summary.lineage.pending:
         lines.append(f"lineage: {summary.lineage.pending} events wait in the outbox ({summary.lineage.error}); "
                      "they are sent with the next emission or `mesh lineage flush`")
+    elif summary.lineage and summary.lineage.error:
+        lines.append(f"lineage: {summary.lineage.error}")
     broken = f", {len(summary.broken)} broken manifests" if summary.broken else ""
     lines.append(f"{len(products)} products{broken}, {len(published)}/{len(summary.ports)} ports published, "
                  f"{sum(p.rows for p in published):,} rows, checks {passed} passed / {failed} failed, "

@@ -86,6 +86,7 @@ class _Launch:
     started: float
     launched: bool = False  # the command exited 0: the run was handed to the run launcher
     queued_hint: bool = False
+    cursor: str | None = None  # how far its progress lines have read the run's event log
 
 
 def domain_log(domain: str) -> Path:
@@ -158,12 +159,42 @@ def _poll(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]
     run = instance.get_run_by_id(launch.run_id)
     if run is None:
         return "the launch exited without creating its run"
+    _progress(launch, instance, log)
     if run.status == DagsterRunStatus.QUEUED and not launch.queued_hint and \
             time.perf_counter() - launch.started > QUEUED_HINT_SECONDS:
         launch.queued_hint = True
         log(f"  {launch.domain:<12} run {launch.run_id} is queued: this instance's run coordinator waits for "
             "`dagster-daemon run` (the mesh's own dagster.yaml launches runs at once)")
     return run.status if run.is_finished else None
+
+
+_PROGRESS_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_FAILURE}
+
+
+def _progress(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]) -> None:
+    """A line per step as it starts, per port as it publishes, per step that fails: read from the run's event log
+    as it grows."""
+    records = instance.get_records_for_run(launch.run_id, cursor=launch.cursor, of_type=_PROGRESS_EVENTS)
+    launch.cursor = records.cursor
+    for record in records.records:
+        event = record.event_log_entry.dagster_event
+        name = _step_name(event.step_key or "")
+        if event.event_type == DagsterEventType.STEP_START:
+            log(f"  {launch.domain:<12} {name}  started")
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            log(f"  {launch.domain:<12} {name}  failed")
+        elif event.asset_key and len(event.asset_key.path) == 3 and event.asset_key.path[1] != "internal":
+            rows = event.step_materialization_data.materialization.metadata.get("dagster/row_count")
+            log(f"  {launch.domain:<12} {'.'.join(event.asset_key.path)}  published"
+                + (f" {rows.value:,} rows" if rows else ""))
+
+
+def _step_name(step_key: str) -> str:
+    """domain__product__port -> domain.product.port; the dbt step and ingestion steps by what they do."""
+    if step_key.endswith("_dbt_models"):
+        return "dbt build"
+    parts = step_key.split("__")
+    return f"ingest {'.'.join(parts[2:])}" if parts[1:2] == ["internal"] else ".".join(parts)
 
 
 def _stop(launches: list[_Launch], instance: DagsterInstance) -> None:

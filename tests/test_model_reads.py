@@ -52,8 +52,13 @@ def test_sql_reading_undeclared_inputs_or_files_never_publishes(leaking_workspac
     assert {f.product for f in static} == {"finance.top_supplier"}, static
     assert CONTACTS in static[0].message and static[0].file.endswith("top_supplier.yaml")
 
-    summary = run_mesh(0.01, workers=2, log=lambda *_: None)
+    progress: list[str] = []
+    summary = run_mesh(0.01, workers=2, log=progress.append)
     text = format_summary(summary)
+    # Progress as it happens: a line per step as it starts, per port as it publishes or fails.
+    assert any(line.split() == ["finance", "dbt", "build", "started"] for line in progress), progress
+    assert any("finance.returned_items.returned_items  published 20 rows" in line for line in progress), progress
+    assert any("finance.pricing_summary.pricing_summary  failed" in line for line in progress), progress
     outcomes = {port_id.split(".")[1]: outcome for port_id, outcome in summary.ports.items()
                 if port_id.startswith("finance.")}
     assert "MESH-ACC-003" in outcomes["top_supplier"].error and CONTACTS in outcomes["top_supplier"].error, text

@@ -32,6 +32,7 @@ from platform_resources.lineage.dbt_models import emit_model_runs
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.lineage.runs import DagsterRun
 from platform_resources.port_asset import port_asset
+from platform_resources.redaction import redact_values, redacted_dbt_events
 from platform_resources.registry import Domain, Registry, domain_registry
 
 DOMAIN_JOB_SUFFIX = "_all_products"
@@ -125,7 +126,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
         invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context,
                              raise_on_error=False)
         try:
-            yield from invocation.stream()
+            yield from redacted_dbt_events(invocation)  # dbt's log lines can quote a row's value
         finally:
             _emit_model_lineage(lineage.dagster_run(context), domain.name, registry, translator, invocation)
         if not invocation.is_successful():
@@ -146,9 +147,10 @@ def _report_failed_models(context: AssetExecutionContext, domain: str, products:
         run_manifest = invocation.get_artifact("manifest.json")
     except Exception:  # noqa: BLE001 (dbt stopped before running anything: no artifacts)
         results = []
-    failed = {r["unique_id"]: _first_line(r.get("message")) for r in results if r["status"] in ("error", "fail")}
+    failed = {r["unique_id"]: _first_line(redact_values(r.get("message") or "")) for r in results
+              if r["status"] in ("error", "fail")}
     if not failed:
-        error = str(invocation.get_error() or "")
+        error = redact_values(str(invocation.get_error() or ""))
         errors = _first_line(error.split("Errors parsed from dbt logs:", 1)[-1]) if "Errors parsed" in error else \
             "see the dbt output in this step's logs"
         raise Failure(description=f"dbt could not build the models of {domain}: {errors}")

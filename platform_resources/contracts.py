@@ -82,8 +82,8 @@ def check_primary_key(contract: Contract, staged: pa.Table) -> CheckOutcome:
             staged, f"select (select count(*) from (select {columns} from staged group by all having count(*) > 1)),"
                     f" (select count(*) from staged where {null_test})")
     except duckdb.Error as exc:  # its message can quote a row's value: never show it as is
-        return CheckOutcome("primary_key", False, f"the key could not be checked: {redact_values(str(exc)).splitlines()[0]}",
-                            {"primary_key": key})
+        why = redact_values(str(exc)).splitlines()[0]
+        return CheckOutcome("primary_key", False, f"the key could not be checked: {why}", {"primary_key": key})
     passed = duplicates == 0 and nulls == 0
     summary = "unique and not null" if passed else f"{duplicates} duplicated key values, {nulls} rows with a null key"
     return CheckOutcome("primary_key", passed, summary,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import sys
 import traceback
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 from dagster import Failure
@@ -33,27 +35,30 @@ _SQL_CONTEXT = re.compile(r"^(\s*LINE \d+:)(.*)$")  # DuckDB shows the statement
 _CARET = re.compile(r"^\s*\^\s*$")
 _OPENING_QUOTE = re.compile(r"(?<!\w)[\"']")
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'?")
-# A number on its own (a value, a date like 2147483647-1-1), not one inside a name (INT32) or a type (DECIMAL(5,2)).
-_TYPE_WITH_SIZE = re.compile(r"(?i)\b(?:decimal|numeric|varchar|char)\(\s*\d+(?:\s*,\s*\d+)?\s*\)")
+# A number on its own (a value, a date like 2147483647-1-1), not one inside a name (INT32), a type (DECIMAL(5,2))
+# or a statement line number (LINE 10:).
+_KEPT_NUMBERS = re.compile(r"(?i)\b(?:decimal|numeric|varchar|char)\(\s*\d+(?:\s*,\s*\d+)?\s*\)|\bLINE \d+:")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.:/-]\d+)*(?![\w.])")
 
 
 def redact_values(message: str) -> str:
     """The message with every row value out of DuckDB's, dbt's and Arrow's error lines, and out of the SQL context
     lines DuckDB adds; everything else as it was."""
-    lines, dropping = [], False
+    lines, dropping, sql_changed = [], False, False
     for line in message.splitlines(keepends=True):
         bare = line.rstrip("\r\n")
         if dropping and bare.strip() and not _SQL_CONTEXT.match(bare):
             continue  # the rest of a data error's text (strptime echoes the value on the next line)
         dropping = False
-        if _CARET.match(bare):
-            continue  # points into the SQL line, which no longer has its literals
+        if sql_changed and _CARET.match(bare):
+            continue  # it pointed into the SQL line, which lost its literals
         context = _SQL_CONTEXT.match(bare)
         duckdb_error = _DUCKDB_ERROR.search(bare)
         arrow_error = _ARROW_ERROR.search(bare)
+        sql_changed = False
         if context:
-            bare = context.group(1) + _redact_sql(context.group(2))
+            redacted = context.group(1) + _redact_sql(context.group(2))
+            bare, sql_changed = redacted, redacted != bare
         elif duckdb_error and not duckdb_error.group(1).endswith(_NO_VALUES):
             bare = bare[:duckdb_error.end()] + _redact_text(bare[duckdb_error.end():])
             dropping = True
@@ -80,7 +85,7 @@ def _redact_text(text: str) -> str:
 
 
 def _redact_numbers(text: str) -> str:
-    kept = [(m.start(), m.end()) for m in _TYPE_WITH_SIZE.finditer(text)]
+    kept = [(m.start(), m.end()) for m in _KEPT_NUMBERS.finditer(text)]
     return _NUMBER.sub(lambda m: m.group() if any(s <= m.start() < e for s, e in kept) else REDACTED, text)
 
 
@@ -132,9 +137,17 @@ class _RedactingWriter(io.TextIOBase):
         self.target.flush()
 
 
-def redacted_dbt_events(events: Iterable[T]) -> Iterator[T]:
-    """dagster-dbt's events of one dbt invocation, with the values out of what reaches users: the dbt log lines it
-    prints (Dagster's compute logs, the domain's log) and the error it raises when a model fails."""
+def redacted_dbt_events(invocation) -> Iterator:
+    """The events of one dagster-dbt invocation, with the values out of what reaches users: the dbt log lines it
+    prints (Dagster's compute logs, the domain's log), the error it raises when a model fails, and dbt's own log
+    and run results in the invocation's target folder (read later for lineage and the run summary)."""
+    try:
+        yield from _redacted_stream(invocation.stream())
+    finally:
+        redact_dbt_artifacts(Path(invocation.target_path))
+
+
+def _redacted_stream(events: Iterable[T]) -> Iterator[T]:
     iterator = iter(events)
     while True:
         with contextlib.redirect_stdout(_RedactingWriter(sys.stdout)):
@@ -148,3 +161,31 @@ def redacted_dbt_events(events: Iterable[T]) -> Iterator[T]:
                     raise
                 raise safe from None
         yield event
+
+
+def redact_dbt_artifacts(target: Path) -> None:
+    """dbt.log (JSON lines) and run_results.json of one invocation, every text in them redacted."""
+    log = target / "dbt.log"
+    if log.exists():
+        lines = log.read_text(errors="replace").splitlines()
+        log.write_text("".join(_redacted_json_line(line) + "\n" for line in lines))
+    results = target / "run_results.json"
+    if results.exists():
+        results.write_text(json.dumps(_redacted_json(json.loads(results.read_text()))))
+
+
+def _redacted_json_line(line: str) -> str:
+    try:
+        return json.dumps(_redacted_json(json.loads(line)))
+    except ValueError:  # a line dbt wrote as text
+        return redact_values(line)
+
+
+def _redacted_json(value):
+    if isinstance(value, str):
+        return redact_values(value)
+    if isinstance(value, list):
+        return [_redacted_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted_json(v) for k, v in value.items()}
+    return value

@@ -89,7 +89,7 @@ def parse_condition(condition: str, columns: Iterable[str]) -> exp.Expression:
     declared = {c.lower(): c for c in columns}
     for node in tree.walk():
         _check_node(node, declared)
-    if not _is_boolean(tree, declared):
+    if not _is_boolean(tree):
         raise UnsafeCondition("it is not a true/false condition; compare a value, like 'amount >= 0'")
     return tree
 
@@ -123,23 +123,23 @@ def _check_column(column: exp.Column, declared: dict[str, str]) -> None:
                               "use a declared column (quote text as 'text')")
 
 
-def _is_boolean(node: exp.Expression, declared: dict[str, str]) -> bool:
+def _is_boolean(node: exp.Expression) -> bool:
     """Does the expression give true/false (at its top, through parentheses and conditionals)?"""
     if isinstance(node, exp.Paren):
-        return _is_boolean(node.this, declared)
+        return _is_boolean(node.this)
     if isinstance(node, _BOOLEAN_NODES):
         return True
     if isinstance(node, exp.Anonymous):
         return ALLOWED_FUNCTIONS.get(node.name.lower(), False)
     if isinstance(node, exp.Column):
-        return True  # a boolean column; DuckDB refuses any other type as a condition when the check runs
+        return True  # a boolean column (on a text column the check fails; DuckDB reads a number as "not 0")
     if isinstance(node, exp.Case):
         branches = [i.args.get("true") for i in node.args.get("ifs") or []] + [node.args.get("default")]
-        return all(b is None or _is_boolean(b, declared) for b in branches)
+        return all(b is None or _is_boolean(b) for b in branches)
     if isinstance(node, exp.If):
-        return all(b is None or _is_boolean(b, declared) for b in (node.args.get("true"), node.args.get("false")))
+        return all(b is None or _is_boolean(b) for b in (node.args.get("true"), node.args.get("false")))
     if isinstance(node, exp.Coalesce):
-        return all(_is_boolean(b, declared) for b in (node.this, *node.expressions))
+        return all(_is_boolean(b) for b in (node.this, *node.expressions))
     return False
 
 

@@ -14,12 +14,10 @@ from platform_resources.sql_sandbox import UnsafeCondition, parse_condition
         "A rows_satisfy condition runs on every publish: it may only look at the port's own columns, never read "
         "or write files, settings or other domains' data.", "error")
 def rows_satisfy_is_a_safe_condition(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    ports = dict(ctx.ports())
     for i, local in enumerate(ctx.manifest.governance.policies):
         if local.rows_satisfy is None:
             continue
-        applies = [p for p in ports.values() if local.ports is None or p.name in local.ports]
-        for port in applies:
+        for port in (p for _, p in ctx.ports() if local.ports is None or p.name in local.ports):
             try:
                 parse_condition(local.rows_satisfy, [c.name for c in port.contract.columns])
             except UnsafeCondition as refused:

@@ -17,9 +17,11 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, ResolveError
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.schema import promote
+# pyiceberg 0.12 (pinned) has no public one-snapshot replace: publish builds it from the pieces its own
+# overwrite and append use (the underscored names), covered by tests/test_port_contract.py.
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
-from pyiceberg.table import Table, Transaction
+from pyiceberg.schema import promote
+from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, Transaction
 from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
 from pyiceberg.table.update.snapshot import _OverwriteFiles
@@ -175,8 +177,9 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
                                  pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
     with table.transaction() as tx:
         _serve_exactly(tx, stamped.schema, column_docs or {})
-        if table_properties := {k: v for k, v in stamp.properties().items() if k != CONTRACT_PROPERTY}:
-            tx.set_properties(table_properties)
+        if versions_served := {k: v for k, v in stamp.properties().items()
+                               if k in (PRODUCT_VERSION_PROPERTY, CONTRACT_VERSION_PROPERTY)}:
+            tx.set_properties(versions_served)
         _replace_data(tx, table, stamped, processing_time, stamp)
     # The committed transaction has refreshed `table`: no second catalog round trip.
     return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
@@ -247,8 +250,9 @@ class _StampedOverwrite(_OverwriteFiles):
 
 def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_time: datetime, stamp: Stamp) -> None:
     """One snapshot that removes every data file of the version served now and adds the new version's files."""
-    _check_pyarrow_schema_compatible(tx.table_metadata.schema(), provided_schema=stamped.schema,
-                                     format_version=tx.table_metadata.format_version)
+    _check_pyarrow_schema_compatible(  # as pyiceberg's own append checks
+        tx.table_metadata.schema(), provided_schema=stamped.schema, format_version=tx.table_metadata.format_version,
+        downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False)
     properties = {PROCESSING_TIME_PROPERTY: processing_time.isoformat(), **stamp.properties()}
     with _StampedOverwrite(tx, table.io, processing_time, properties) as snapshot:
         snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped

@@ -3,7 +3,7 @@
 `mesh read --as-of`, and one consistent product version after a partial publish."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from platform_resources.port_asset import refuse_unannounced_breaking_change, pu
 from platform_resources.registry import load_registry
 
 PORT = "geography.nations.nations"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def nations(**columns: list) -> pa.Table:
@@ -96,7 +97,7 @@ def test_iceberg_time_travel_by_timestamp_is_mesh_read_as_of(fresh_home):
     con, metadata = iceberg_duckdb(), table().metadata_location
     # a processing time is its snapshot's timestamp-ms
     assert [s.timestamp_ms for s in table().metadata.snapshots] == \
-        [int(p.processing_time.timestamp() * 1000) for p in published]
+        [(p.processing_time - EPOCH) // timedelta(milliseconds=1) for p in published]
     moments = [t for p in published for t in (p.processing_time - timedelta(microseconds=1), p.processing_time,
                                               p.processing_time + timedelta(microseconds=500))][1:]
     for moment in moments:

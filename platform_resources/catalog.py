@@ -359,9 +359,9 @@ def _catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, help: str) -> argparse.ArgumentParser:
     """`mesh catalog [QUERY] [--domain D] [--owner O] [--tag T] [--classification C] [--json]`."""
-    catalog = commands.add_parser("catalog", help="discover data products: search by text, domain, owner, tag or classification")
+    catalog = commands.add_parser("catalog", help=help)
     catalog.add_argument("query", nargs="?", help="words that must all appear in the product's id, name, docs, tags, ports or columns")
     catalog.add_argument("--domain", help="only products of this domain")
     catalog.add_argument("--owner", help="only products of this owner team or email")

@@ -10,11 +10,28 @@ import subprocess
 import sys
 from datetime import datetime
 
-import duckdb
+import importlib
+from typing import TYPE_CHECKING
 
-from platform_resources import catalog, export, mesh_map, scaffold, serve
-from platform_resources.governance import report, validate
 from platform_resources.home import mesh_home, prepare_home, workspace_file
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Commands whose module is imported only when the command runs: `mesh --help` and `mesh read` stay quick.
+MODULE_COMMANDS = {
+    "catalog": ("platform_resources.catalog",
+                "discover data products: search by text, domain, owner, tag or classification"),
+    "export": ("platform_resources.export", "write an ODPS document per product and an ODCS contract per output port"),
+    "map": ("platform_resources.mesh_map",
+            "draw the mesh (domains, products, ports, dependencies, SLO and policy status) as one static HTML page"),
+    "validate": ("platform_resources.governance.validate",
+                 "check every static policy on every domain (exit 1 on an error)"),
+    "report": ("platform_resources.governance.report", "write a compliance report per domain and product (policies, "
+               "SLOs, last publish, consumers) as Markdown or HTML"),
+    "new": ("platform_resources.scaffold", "scaffold a domain (code location + dbt project) or a data product"),
+    "serve": ("platform_resources.serve", "run each domain as its own code server (grpc_server workspace)"),
+}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -25,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C: run_mesh has canceled its runs and stopped what it started
         print("mesh run: interrupted; the runs still going were canceled", file=sys.stderr)
         return 130
+    from platform_resources import mesh_map
     from platform_resources.registry import load_registry
 
     print(f"mesh map: {mesh_map.write_map(load_registry(), mesh_home() / 'mesh-map.html')}")
@@ -44,6 +62,8 @@ def _read(args: argparse.Namespace) -> int:
     if args.consistent:
         as_of = _consistent_as_of(registry, args.port, as_of)
     served, version = read_port(registry, args.port, Reader.claimed(args.as_consumer), as_of=as_of, limit=args.limit)
+    import duckdb
+
     if args.format == "json":
         print(json.dumps(served.to_pylist(), default=str, indent=1))
     elif args.format == "csv":
@@ -65,7 +85,7 @@ def _consistent_as_of(registry, port_id: str, as_of: datetime | None) -> datetim
     return ports.product_version(manifest.id, [p.name for p in manifest.output_ports]).ports[port_id].processing_time
 
 
-def _write_csv(relation: duckdb.DuckDBPyRelation, batch_rows: int = 10_000) -> None:
+def _write_csv(relation: "duckdb.DuckDBPyRelation", batch_rows: int = 10_000) -> None:
     """CSV on standard output as a stream, where the shell's file stands (after what was written before it).
 
     Never by opening /dev/stdout: that reopens a redirected file at its start and overwrites it. Values are
@@ -251,7 +271,9 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `mesh` command line; `command` (the one being run) gets its full arguments, the other module commands
+    only their name and help until they are run."""
     root = argparse.ArgumentParser(prog="mesh", description="The data mesh platform's command line.")
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -301,13 +323,17 @@ def parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI on the mesh's instance")
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev.set_defaults(handler=_dev)
-    for module in (export, catalog, mesh_map, validate, report, scaffold, serve):
-        module.add_command(commands)
+    for name, (module, text) in MODULE_COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_command(commands, text)
+        else:
+            commands.add_parser(name, help=text, add_help=False)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
+    args = parser(words[0] if words else None).parse_args(argv)
     try:
         return args.handler(args)
     except (LookupError, PermissionError, ValueError) as exc:

@@ -408,8 +408,8 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands) -> None:
+def add_command(commands, help: str) -> None:
     """Add `mesh export --out DIR` to the `mesh` command's subparsers."""
-    export = commands.add_parser("export", help="write an ODPS document per product and an ODCS contract per output port")
+    export = commands.add_parser("export", help=help)
     export.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write odps/ and odcs/ into")
     export.set_defaults(handler=run_export)

@@ -353,10 +353,9 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, help: str) -> argparse.ArgumentParser:
     """`mesh map [--out PATH]`."""
-    command = commands.add_parser("map", help="draw the mesh (domains, products, ports, dependencies, SLO and policy "
-                                              "status) as one static HTML page")
+    command = commands.add_parser("map", help=help)
     command.add_argument("--out", type=Path, help="where to write it (default: <mesh home>/mesh-map.html)")
     command.set_defaults(handler=_map)
     return command

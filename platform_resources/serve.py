@@ -111,8 +111,8 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("serve", help="run each domain as its own code server (grpc_server workspace)")
+def add_command(commands: argparse._SubParsersAction, help: str) -> None:
+    parser = commands.add_parser("serve", help=help)
     parser.add_argument("--domain", action="append", help="only this domain (repeatable)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4000, help="port of the first domain; the others follow (default 4000)")

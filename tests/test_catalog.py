@@ -186,7 +186,7 @@ def test_a_broken_document_fails_validation(registry, fresh_home, breakage):
 
 def run_command(module, argv: list[str]) -> tuple[int, str]:
     root = argparse.ArgumentParser(prog="mesh")
-    module.add_command(root.add_subparsers(dest="command", required=True))
+    module.add_command(root.add_subparsers(dest="command", required=True), "help")
     args = root.parse_args(argv)
     output = io.StringIO()
     with contextlib.redirect_stdout(output):

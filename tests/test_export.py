@@ -336,7 +336,7 @@ def test_mesh_export_command(tmp_path, monkeypatch, capsys):
 
 def test_export_requires_out():
     root = argparse.ArgumentParser(prog="mesh")
-    export.add_command(root.add_subparsers(dest="command", required=True))
+    export.add_command(root.add_subparsers(dest="command", required=True), "help")
     with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit):
         root.parse_args(["export"])
     assert "--out" in err.getvalue()

@@ -397,10 +397,9 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, help: str) -> argparse.ArgumentParser:
     """`mesh report [--format markdown|html] [--output PATH] [--manifests-only]`."""
-    command = commands.add_parser("report", help="write a compliance report per domain and product (policies, SLOs, "
-                                                 "last publish, consumers) as Markdown or HTML")
+    command = commands.add_parser("report", help=help)
     command.add_argument("--format", choices=list(FORMATS),
                          help="markdown or html (default: from the --output suffix, else markdown)")
     command.add_argument("--output", type=Path,

@@ -138,8 +138,8 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if report.errors or failures or registry.workspace_errors else 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("validate", help="check every static policy on every domain (exit 1 on an error)")
+def add_command(commands: argparse._SubParsersAction, help: str) -> None:
+    parser = commands.add_parser("validate", help=help)
     parser.add_argument("--base", help="git revision to compare contracts with (breaking changes need a major bump)")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--manifests-only", action="store_true",

@@ -584,9 +584,9 @@ def _new_product(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_command(commands: argparse._SubParsersAction, help: str) -> argparse.ArgumentParser:
     """`mesh new domain NAME` and `mesh new product DOMAIN.PRODUCT [--input PORT ...]`."""
-    new = commands.add_parser("new", help="scaffold a domain (code location + dbt project) or a data product")
+    new = commands.add_parser("new", help=help)
     kinds = new.add_subparsers(dest="new_command", required=True, metavar="{domain,product}")
     domain = kinds.add_parser("domain", help="a new domain: code location, dbt project, workspace entry, team, test")
     domain.add_argument("name", help="the domain, snake_case: its code location, dbt project and owner team")

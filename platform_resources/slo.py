@@ -5,7 +5,7 @@ interval, timeliness) and quality (completeness, volume), evaluates the port's S
 record per processing time (platform_resources.metrics). Freshness is Dagster's FreshnessPolicy.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 
 import pyarrow as pa
@@ -38,6 +38,8 @@ class SloResult:
     passed: bool
     severity: str
     summary: str
+    # The observed values and their thresholds, numeric so the check's page in Dagster plots them over publishes.
+    metadata: dict[str, float] = field(default_factory=dict)
 
 
 def _as_datetime(value) -> datetime | None:
@@ -89,36 +91,79 @@ def evaluate(port: OutputPort, metrics: dict) -> list[SloResult]:
     results = []
     slos = port.slos
     if slos.timeliness:
-        limit = Freshness.to_timedelta(slos.timeliness.max_delay).total_seconds()
-        gap = metrics["timeliness_seconds"]
-        passed = gap is not None and gap <= limit
-        summary = (f"newest actual time is {gap / 3600:.1f} h before the processing time (limit {slos.timeliness.max_delay})"
-                   if gap is not None else "no actual time in the data")
-        results.append(SloResult("slo_timeliness", passed, slos.timeliness.severity, summary))
+        results.append(_timeliness(slos.timeliness, metrics))
     if slos.completeness:
-        problems = [f"{c}: {metrics['completeness'].get(c) or 0:.1%} non-null < {share:.1%}"
-                    for c, share in slos.completeness.columns.items() if (metrics["completeness"].get(c) or 0) < share]
-        ratio = slos.completeness.rows_vs_input
-        if ratio and (metrics.get("rows_vs_input") or 0) < ratio.min_ratio:
-            problems.append(f"rows are {metrics.get('rows_vs_input') or 0:.1%} of input port {ratio.input_port} "
-                            f"(minimum {ratio.min_ratio:.1%})")
-        results.append(SloResult("slo_completeness", not problems, slos.completeness.severity,
-                                 "; ".join(problems) or "complete"))
+        results.append(_completeness(slos.completeness, metrics))
     if slos.volume:
-        volume, rows, change = slos.volume, metrics["row_count"], metrics["row_count_change"]
-        problems = []
-        if volume.min_rows is not None and rows < volume.min_rows:
-            problems.append(f"{rows} rows < minimum {volume.min_rows}")
-        if volume.max_rows is not None and rows > volume.max_rows:
-            problems.append(f"{rows} rows > maximum {volume.max_rows}")
-        if volume.max_change is not None and change is not None and abs(change) > volume.max_change:
-            problems.append(f"row count changed {change:+.1%} since the previous publish (limit ±{volume.max_change:.0%})")
-        results.append(SloResult("slo_volume", not problems, volume.severity, "; ".join(problems) or f"{rows} rows"))
+        results.append(_volume(slos.volume, metrics))
     return results
 
 
+def _timeliness(timeliness, metrics: dict) -> SloResult:
+    limit = Freshness.to_timedelta(timeliness.max_delay).total_seconds()
+    gap = metrics["timeliness_seconds"]
+    passed = gap is not None and gap <= limit
+    summary = (f"newest actual time is {duration_text(gap)} before the processing time (limit {timeliness.max_delay})"
+               if gap is not None else "no actual time in the data")
+    observed = {"timeliness_seconds": float(gap)} if gap is not None else {}
+    return SloResult("slo_timeliness", passed, timeliness.severity, summary,
+                     {**observed, "max_delay_seconds": float(limit)})
+
+
+def _completeness(completeness, metrics: dict) -> SloResult:
+    shares = {c: metrics["completeness"].get(c) or 0 for c in completeness.columns}
+    problems = [f"{c}: {shares[c]:.1%} non-null < {share:.1%}" for c, share in completeness.columns.items()
+                if shares[c] < share]
+    metadata = {}
+    for column, share in completeness.columns.items():
+        metadata[f"{column}_non_null_share"] = float(shares[column])
+        metadata[f"{column}_min_share"] = float(share)
+    ratio = completeness.rows_vs_input
+    if ratio:
+        observed = metrics.get("rows_vs_input") or 0
+        metadata.update({"rows_vs_input": float(observed), "rows_vs_input_min_ratio": float(ratio.min_ratio)})
+        if observed < ratio.min_ratio:
+            problems.append(f"rows are {observed:.1%} of input port {ratio.input_port} (minimum {ratio.min_ratio:.1%})")
+    return SloResult("slo_completeness", not problems, completeness.severity, "; ".join(problems) or "complete", metadata)
+
+
+def _volume(volume, metrics: dict) -> SloResult:
+    rows, change = metrics["row_count"], metrics["row_count_change"]
+    problems = []
+    if volume.min_rows is not None and rows < volume.min_rows:
+        problems.append(f"{rows} rows < minimum {volume.min_rows}")
+    if volume.max_rows is not None and rows > volume.max_rows:
+        problems.append(f"{rows} rows > maximum {volume.max_rows}")
+    if volume.max_change is not None and change is not None and abs(change) > volume.max_change:
+        problems.append(f"row count changed {change:+.1%} since the previous publish (limit ±{volume.max_change:.0%})")
+    metadata = {"row_count": float(rows)}
+    for name, value in (("min_rows", volume.min_rows), ("max_rows", volume.max_rows), ("row_count_change", change),
+                        ("max_change", volume.max_change)):
+        if value is not None:
+            metadata[name] = float(value)
+    return SloResult("slo_volume", not problems, volume.severity, "; ".join(problems) or f"{rows} rows", metadata)
+
+
+def duration_text(seconds: float | None) -> str | None:
+    """A duration the way people say it: "1 min 44 s", "2 h 5 min", "3 d 4 h" (the two largest units)."""
+    if seconds is None:
+        return None
+    sign, left = ("-" if seconds < 0 else ""), abs(seconds)
+    if left < 60:
+        return f"{sign}{left:.0f} s" if left >= 1 or left == 0 else f"{sign}{left:.2f} s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        amount = int(left // size)
+        if amount or parts:
+            parts.append((amount, unit))
+        left -= amount * size
+    shown = [f"{amount} {unit}" for amount, unit in parts[:2] if amount]
+    return sign + " ".join(shown)
+
+
 def as_record(metrics: dict, results: list[SloResult]) -> dict:
-    return {"metrics": metrics, "slos": [asdict(r) for r in results]}
+    """The history's record of one publish (the check metadata is Dagster's, not part of it)."""
+    return {"metrics": metrics, "slos": [{k: v for k, v in asdict(r).items() if k != "metadata"} for r in results]}
 
 
 def freshness_status(port: OutputPort, last_processing_time: datetime | None, now: datetime) -> SloResult | None:

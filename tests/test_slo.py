@@ -45,7 +45,7 @@ def test_late_data_breaches_timeliness():
     p = port({"timeliness": {"max_delay": "2d", "severity": "error"}})
     assert results(p, orders([0, 1]))["slo_timeliness"].passed
     late = results(p, orders([5, 9]))["slo_timeliness"]
-    assert not late.passed and late.severity == "error" and "132.0 h" in late.summary  # 5 days + noon
+    assert not late.passed and late.severity == "error" and "5 d 12 h" in late.summary  # 5 days + noon
 
 
 def test_nulls_breach_completeness():
@@ -122,3 +122,22 @@ def test_freshness_status_by_max_age_and_by_cron_deadline():
     daily.freshness = Freshness(cron="0 6 * * *", cron_window="2h")  # published between 04:00 and 06:00 each day
     assert slo.freshness_status(daily, NOW.replace(hour=5), NOW).passed
     assert not slo.freshness_status(daily, NOW.replace(hour=3), NOW).passed
+
+
+def test_every_slo_check_carries_its_observed_value_and_threshold_as_numbers():
+    p = port({"timeliness": {"max_delay": "2d"}, "completeness": {"columns": {"note": 0.9}},
+              "volume": {"min_rows": 1, "max_rows": 100, "max_change": 0.5}})
+    checked = results(p, orders([5, 1, 1, 1, 1], notes=["x", None, "x", "x", "x"]),
+                      previous={"metrics": {"row_count": 10}})
+    assert checked["slo_timeliness"].metadata == {"timeliness_seconds": 86400 + 12 * 3600,  # the newest row, a day old
+                                                  "max_delay_seconds": 2 * 86400}
+    assert checked["slo_completeness"].metadata == {"note_non_null_share": 0.8, "note_min_share": 0.9}
+    assert checked["slo_volume"].metadata == {"row_count": 5, "min_rows": 1, "max_rows": 100,
+                                              "row_count_change": -0.5, "max_change": 0.5}
+    assert all(isinstance(v, float) for r in checked.values() for v in r.metadata.values())  # plotted by Dagster
+    assert "metadata" not in slo.as_record({}, list(checked.values()))["slos"][0]  # the history keeps its shape
+
+
+def test_durations_read_the_way_people_say_them():
+    assert [slo.duration_text(s) for s in (104.036968, 59.4, 3725, 3 * 86400 + 4 * 3600 + 5, None)] == \
+        ["1 min 44 s", "59 s", "1 h 2 min", "3 d 4 h", None]

@@ -130,7 +130,9 @@ def _fingerprint(domain: Domain) -> str:
     files = [root / "dbt_project.yml", PLATFORM_PROFILES_DIR / "profiles.yml",
              *(p for p in (root / "models").rglob("*") if p.is_file())]
     stats = sorted(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files if p.exists())
-    return hashlib.sha256("\n".join(stats).encode()).hexdigest()
+    # The profile names the DuckDB under the mesh home; dbt parses from scratch when the profile differs from the
+    # one it parsed with, so a parse for another home would make every run parse in full.
+    return hashlib.sha256("\n".join([str(mesh_home()), *stats]).encode()).hexdigest()
 
 
 def _fingerprint_path(domain: Domain) -> Path:

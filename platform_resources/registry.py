@@ -22,6 +22,7 @@ from platform_resources.manifest import (
     PORT_ID,
     Manifest,
     ManifestError,
+    InputPort,
     ManifestErrors,
     OutputPort,
     load_manifest,
@@ -186,24 +187,34 @@ class Registry:
         self._domain_cycles()
 
     def _domain_cycles(self) -> None:
-        """Domains run one after another: products whose reads make two domains wait for each other are findings."""
+        """Domains run one after another, so two domains may not read from each other, even through others.
+
+        The reads of the cycle's thinnest edge (fewest products reading across it: most likely the new one) are the
+        finding; with those products out of the run order, the rest of the mesh runs.
+        """
         while True:
             try:
                 graphlib.TopologicalSorter(self.domain_dependencies()).prepare()
                 return
             except graphlib.CycleError as exc:
                 cycle = exc.args[1]  # each domain is read by the next one
-            path = " -> ".join(cycle)
-            for producer, consumer in zip(cycle, cycle[1:]):
-                for product_id in self.products:
-                    if self.location_of(product_id) != consumer or product_id in self.problems:
-                        continue
-                    for port in self.products[product_id].input_ports:
-                        if port.source and self.location_of(port.source.rsplit(".", 1)[0]) == producer:
-                            self._problem(product_id, f"input port '{port.name}' (from {port.source}) makes domain "
-                                          f"{consumer} read from {producer}, and the domains read from each other in "
-                                          f"a cycle ({path}); domains publish one after another, so read only from "
-                                          "domains that do not read from yours (move a product, or remove the input)")
+            edges = [self._reads_across(producer, consumer) for producer, consumer in zip(cycle, cycle[1:])]
+            thinnest = min(edges, key=lambda reads: len({product_id for product_id, _ in reads}))
+            for product_id, port in thinnest:
+                consumer = self.location_of(product_id)
+                reads = list(reversed(cycle[1:]))  # each domain reads from the next, starting at this consumer
+                chain = " reads from ".join([*reads[reads.index(consumer):], *reads[:reads.index(consumer)], consumer])
+                self._problem(product_id, f"input port '{port.name}' (from {port.source}) closes a cycle of domains "
+                              f"that wait for each other: {chain}; domains publish one after another, so read only "
+                              "from domains that do not read yours (move the product to another domain, or remove "
+                              "the input)")
+
+    def _reads_across(self, producer: str, consumer: str) -> list[tuple[str, InputPort]]:
+        """(product id, input port) of every read of a consumer domain's products from a producer domain."""
+        return [(product_id, port) for product_id, manifest in self.products.items()
+                if self.location_of(product_id) == consumer and product_id not in self.problems
+                for port in manifest.input_ports
+                if port.source and self.location_of(port.source.rsplit(".", 1)[0]) == producer]
 
     def _unresolvable(self, port_id: str) -> str | None:
         domain, product, port = port_id.split(".")

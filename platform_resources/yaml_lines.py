@@ -18,7 +18,7 @@ Location = tuple[str | int, ...]
 
 MAX_VALUES = 100_000  # values after expanding aliases; a real manifest has a few hundred
 MAX_DEPTH = 64  # nested mappings and lists; a manifest goes about eight deep
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed: the same YAML, faster
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
 
 
 class YamlRefused(yaml.YAMLError):
@@ -70,6 +70,8 @@ class _Builder:
             raise YamlRefused(line, f"values are nested more than {MAX_DEPTH} levels deep",
                               "flatten the structure: no manifest field nests that deep", path)
         self.lines[path] = _line(node)
+        if node.tag not in _PLAIN_TAGS:  # !!python/..., !!binary, !!set, a tag of your own: no manifest needs one
+            raise YamlRefused(_line(node), f"the tag {node.tag} is not allowed", "remove the tag", path)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         self.open.add(id(node))
@@ -92,6 +94,9 @@ class _Builder:
                 raise YamlRefused(line, "merge keys ('<<: *alias') are not supported",
                                   "write the fields out in this mapping", path)
             key = self._scalar(key_node, path)
+            if not isinstance(key, str):
+                raise YamlRefused(line, f"the key {key_node.value!r} is read as {type(key).__name__}, not text",
+                                  f"write a field name, or quote it: '{key_node.value}':", path)
             if key in result:
                 raise YamlRefused(line, f"key '{key}' is given twice (first at line {first_line[key]}); YAML would "
                                         "silently keep only the last value", "keep one of them", (*path, key))
@@ -106,8 +111,8 @@ class _Builder:
         except yaml.YAMLError:
             raise  # an unknown tag: it names its own line
         except (ValueError, TypeError, OverflowError) as exc:  # YAML resolved a type the text does not fit
-            kind = node.tag.rsplit(":", 1)[-1]
-            fix = "write a date as YYYY-MM-DD" if kind == "timestamp" else f"write a valid {kind}, or quote the text"
+            kind = {"timestamp": "date"}.get(node.tag.rsplit(":", 1)[-1], node.tag.rsplit(":", 1)[-1])
+            fix = "write a date as YYYY-MM-DD" if kind == "date" else f"write a valid {kind}, or quote the text"
             raise YamlRefused(_line(node), f"'{node.value}' is not a valid {kind} ({exc})", fix, path) from None
 
 
@@ -137,8 +142,9 @@ def load_yaml_with_lines(path: Path, text: str | None = None, max_bytes: int | N
     elif max_bytes is not None and len(text) > max_bytes:
         raise YamlRefused(1, f"the document has {len(text):,} characters, more than the limit of {max_bytes:,}",
                           "keep the file small: one product per file, without generated bulk")
-    # One loader per file: a loader remembers every node it constructed until it is disposed.
-    loader = _Loader(text)
+    # One loader per file: a loader remembers every node it constructed until it is disposed. The pure-Python
+    # loader, not libyaml's: libyaml's composer recurses in C and crashes the process on deeply nested input.
+    loader = yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()

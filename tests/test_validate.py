@@ -61,3 +61,22 @@ def test_the_text_report_groups_by_domain_and_severity_and_json_says_ok(tmp_path
     as_json = json.loads(format_json(report, failures, registry))
     assert not as_json["ok"] and as_json["domains"]["shop"]["errors"][0]["policy"] == "MESH-CLS-001"
     assert as_json["domains"]["geo"]["errors"] == [] and len(as_json["domains"]["geo"]["warnings"]) == 1
+
+
+def test_a_workspace_entry_that_loads_nothing_fails_validate_with_its_line(tmp_path, fresh_home, monkeypatch, capsys):
+    from platform_resources.cli import main
+
+    workspace = make_workspace(tmp_path, {"shop/orders.yaml": product("shop.orders", fresh=True)}, teams=("shop",))
+    workspace.write_text(workspace.read_text() + "- python_module: {location_name: geo}\n")
+    registry = load_registry(workspace, published=False)
+    report, failures = validate(registry, load_locations=False)
+    assert not report.errors and not failures
+    text = format_text(report, failures, registry)
+    line = len(workspace.read_text().splitlines())
+    assert f"{workspace}: 1 entries load no code location" in text
+    assert f"  {workspace}:{line}: field 'load_from.1.python_module.module_name': is missing." in text
+    assert text.rstrip().endswith("1 errors, 0 warnings, 0 waived")
+    as_json = json.loads(format_json(report, failures, registry))
+    assert not as_json["ok"] and "module_name" in as_json["workspace_errors"][0]
+    monkeypatch.setenv("MESH_WORKSPACE", str(workspace))
+    assert main(["validate", "--manifests-only"]) == 1 and "entries load no code location" in capsys.readouterr().out

@@ -17,11 +17,11 @@ from dagster import (
     Failure,
     MetadataValue,
     define_asset_job,
-    in_process_executor,
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
 from platform_resources import dbt, dbt_sandbox
+from platform_resources.asset_metadata import display_path, model_metadata, with_model_metadata
 from platform_resources.dbt import models_not_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
 from platform_resources.governance.engine import PolicyReport, evaluate
@@ -29,6 +29,8 @@ from platform_resources.home import mesh_home
 from platform_resources.ingestion import ingestion_assets
 from platform_resources.inputs import load_input_ports
 from platform_resources.lineage.dbt_models import emit_model_runs
+from platform_resources.lineage.executor import DomainJobs, lineage_executor
+from platform_resources.lineage.input_loads import emit_input_loads
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.lineage.runs import DagsterRun
 from platform_resources.port_asset import port_asset
@@ -66,13 +68,14 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
     port_assets = [port_asset(registry, m, port, relations, report, current_policies)
                    for m in products for port in m.output_ports]
     return Definitions(
-        assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name)],
+        assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name), *upstream_port_specs(registry, name)],
         jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
                                description=f"Publish every data product of {name}, as `mesh run` does.")],
         sensors=[automation_sensor(name)],
         resources={"lineage": LineageResource(domain=name), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
-        # One domain DuckDB file takes one writer at a time: run a domain's steps one after another.
-        executor=in_process_executor,
+        # One domain DuckDB file takes one writer at a time: run a domain's steps one after another (in process),
+        # inside the lineage runs of the domain and its products.
+        executor=lineage_executor(DomainJobs(name, products, {a.op.name: ".".join(a.key.path) for a in port_assets})),
     )
 
 
@@ -83,6 +86,26 @@ def automation_sensor(domain: str) -> AutomationConditionSensorDefinition:
         f"{domain}_automation", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
         description=f"Updates {domain}'s products when the ports they read publish a new version.")
+
+
+def upstream_port_specs(registry: Registry, domain: str) -> list[AssetSpec]:
+    """The other domains' ports this domain reads, as external assets in the producer's group with the producer as
+    owner: the consumer's graph shows the cross-domain edge, and no unnamed `default` group of copies appears."""
+    specs = {}
+    for manifest in registry.products_of(domain):
+        for input_port in manifest.input_ports:
+            if not input_port.source or input_port.source in specs:
+                continue
+            up_domain, up_product, up_port = input_port.source.split(".")
+            producer = registry.products.get(f"{up_domain}.{up_product}")
+            if up_domain == domain or producer is None:
+                continue  # the domain's own port is its own asset; an unknown one is a registry finding
+            specs[input_port.source] = AssetSpec(
+                key=AssetKey([up_domain, up_product, up_port]), group_name=up_domain, owners=producer.owner.dagster_owners,
+                kinds={"iceberg"}, description=f"Output port of {producer.id}, published by the {up_domain} code location "
+                                               f"and read here as an input port.",
+                metadata={"mesh/port_id": input_port.source, "mesh/published_by": up_domain})
+    return list(specs.values())
 
 
 def broken_manifest_specs(registry: Registry, domain: str) -> list[AssetSpec]:
@@ -98,7 +121,7 @@ def broken_manifest_specs(registry: Registry, domain: str) -> list[AssetSpec]:
                         f"manifest is fixed.\n\n{listing}",
             tags={"mesh/compliance": "blocked"},
             metadata={"mesh/blocked": f"the manifest is broken ({len(errors.errors)} errors)",
-                      "mesh/manifest": MetadataValue.path(errors.errors[0].file)}))
+                      "mesh/manifest": MetadataValue.path(display_path(errors.errors[0].file))}))
     return specs
 
 
@@ -111,6 +134,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # the platform's profile locates the domain's DuckDB through it
         inputs = load_input_ports(registry, domain.name)
+        _emit_input_lineage(lineage.dagster_run(context), domain.name, inputs.loaded, translator.owners)
         # The sandbox: dbt's DuckDB may open the files of the declared input ports and nothing else.
         os.environ.update(dbt_sandbox.environment(domain.name, (f for p in inputs.loaded for f in p.files)))
         for loaded in inputs.loaded:
@@ -126,7 +150,9 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
         invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context,
                              raise_on_error=False)
         try:
-            yield from redacted_dbt_events(invocation)  # dbt's log lines can quote a row's value
+            # dbt's log lines can quote a row's value; each model's column schema and lineage join its event.
+            yield from with_model_metadata(redacted_dbt_events(invocation), lambda: model_metadata(
+                domain.name, invocation.get_artifact("manifest.json"), translator))
         finally:
             _emit_model_lineage(lineage.dagster_run(context), domain.name, registry, translator, invocation)
         if not invocation.is_successful():
@@ -188,7 +214,14 @@ def _first_line(message: str | None) -> str:
 def _emit_model_lineage(dagster_run: DagsterRun, domain: str, registry: Registry, translator: dbt.MeshDbtTranslator,
                         invocation: DbtCliInvocation) -> None:
     try:
-        emit_model_runs(dagster_run, domain, registry.products_of(domain), translator,
+        emit_model_runs(dagster_run, domain, translator,
                         invocation.get_artifact("manifest.json"), invocation.get_artifact("run_results.json"))
     except Exception as exc:  # lineage never fails a data run
         logging.getLogger(__name__).warning("no lineage for the dbt models of %s: %s", domain, exc)
+
+
+def _emit_input_lineage(dagster_run: DagsterRun, domain: str, loaded: list, team_owners: list[str]) -> None:
+    try:
+        emit_input_loads(dagster_run, domain, loaded, team_owners)
+    except Exception as exc:  # lineage never fails a data run
+        logging.getLogger(__name__).warning("no lineage for the input port loads of %s: %s", domain, exc)

@@ -17,13 +17,11 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableColumnConstraints,
-    TableSchema,
     asset,
 )
 
 from platform_resources import dbt, metrics, ports, slo
+from platform_resources.asset_metadata import column_schema, display_path, how_to_read, port_column_lineage
 from platform_resources.contracts import CheckOutcome
 from platform_resources.governance import model_reads
 from platform_resources.governance.contract_changes import (contract_changes, contract_from_record, contract_record,
@@ -32,20 +30,12 @@ from platform_resources.governance.engine import PolicyReport
 from platform_resources.governance.runtime import checks_of, run_runtime_checks, static_policy_check
 from platform_resources.home import domain_duckdb_path
 from platform_resources.lineage import naming
-from platform_resources.lineage.facets import column_lineage, port_static_facets, publish_facets
+from platform_resources.lineage.facets import assertions_facet, column_lineage, port_static_facets, publish_facets
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
-
-
-def _column_schema(port: OutputPort) -> TableSchema:
-    return TableSchema(columns=[
-        TableColumn(c.name, c.type, description=c.description, tags={"classification": c.classification or "unclassified"},
-                    constraints=TableColumnConstraints(nullable=c.nullable, unique=port.contract.primary_key == [c.name]))
-        for c in port.contract.columns
-    ])
 
 
 def _tags(manifest: Manifest, port: OutputPort, report: PolicyReport) -> dict[str, str]:
@@ -68,8 +58,10 @@ def _policy_metadata(product_id: str, report: PolicyReport) -> dict:
 
 
 def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, port_id: str) -> dict:
+    manifest_file = display_path(registry.files[manifest.id])
     metadata = {
-        "dagster/column_schema": _column_schema(port),
+        "dagster/column_schema": column_schema(port),
+        "dagster/column_lineage": port_column_lineage(port, dbt.internal_key(manifest.domain, port.dbt_model)),
         "dagster/table_name": f"{ports.CATALOG_NAME}.{ports.table_name(port_id)}",
         "mesh/product_id": manifest.id,
         "mesh/port_id": port_id,
@@ -80,8 +72,8 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
         "mesh/visibility": port.visibility,
         "mesh/owner": manifest.owner.label,
         "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",
-        "mesh/manifest": MetadataValue.path(str(registry.files[manifest.id])),
-        "mesh/read": MetadataValue.md(f"`mesh read {port_id} --limit 10`"),
+        "mesh/manifest": MetadataValue.path(manifest_file),  # relative to the workspace: the same for everyone
+        "mesh/read": how_to_read(manifest, port, port_id, manifest_file),
     }
     uri = ports.default_location(port_id)
     if uri:
@@ -116,10 +108,14 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         static = port_static_facets(manifest, port, port_id, policies)
         run.start(inputs, [(*port_dataset, static)])
         attempt = PublishAttempt()
+
+        def tested() -> list:  # the checks ran on the staged table: its input facets, as the spec places them
+            return [(*dataset, assertions_facet(attempt.checks)) for dataset in inputs] if attempt.checks else inputs
+
         try:
             yield from _write_audit_publish(context, registry, manifest, port, relations, policies, attempt)
         except Exception as exc:
-            run.fail(exc, inputs, [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
+            run.fail(exc, tested(), [(*port_dataset, {**static, **publish_facets(attempt.checks, attempt.staged, None, False)})])
             safe = redacted_error(exc)  # what reaches Dagster's event log quotes no row value
             if safe is exc:
                 raise
@@ -127,7 +123,7 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id,
                                   attempt.published.first_publish)
         identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
-        run.complete(inputs, [(*port_dataset, {**static, **measured, "columnLineage": identity})])
+        run.complete(tested(), [(*port_dataset, {**static, **measured, "columnLineage": identity})])
 
     return _publish
 
@@ -143,15 +139,47 @@ class PublishAttempt:
 
 def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
                          relations: dict[str, str], report: PolicyReport, attempt: PublishAttempt) -> Iterator:
-    """Stage the dbt model's result, run the policies on it, and publish it only if no blocking check failed."""
+    """Stage the dbt model's result, run the policies on it, and publish it only if no blocking check failed.
+
+    Every check result goes with the materialization it validated (MaterializeResult.check_results), so Dagster
+    records it against this publish; when nothing is published, the results show on their own before the failure."""
     port_id = f"{manifest.id}.{port.name}"
-    yield _static_policy_result(manifest.id, report)
+    checks = [_static_policy_result(manifest.id, report)]
+    try:
+        published = _audit_and_publish(context, registry, manifest, port, relations, report, attempt, checks)
+    except Exception:
+        yield from checks  # the port keeps serving its previous version: the checks say why
+        raise
+    context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+    input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
+                  for p in manifest.input_ports if p.source}
+    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows)
+    results = slo.evaluate(port, measured)
+    metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
+    slo_checks = [AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
+                                   severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN,
+                                   metadata=result.metadata)
+                  for result in results]
+    yield MaterializeResult(metadata={
+        "dagster/row_count": published.rows,
+        "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
+        "mesh/snapshot_id": str(published.snapshot_id),
+        "dagster/uri": published.location,
+        **_metric_metadata(measured),
+    }, check_results=[*checks, *slo_checks])
+
+
+def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
+                       relations: dict[str, str], report: PolicyReport, attempt: PublishAttempt,
+                       checks: list[AssetCheckResult]) -> ports.PublishResult:
+    """The gate and the commit; appends each check result to `checks` as it is known, raises when nothing is published."""
+    port_id = f"{manifest.id}.{port.name}"
     if manifest.id in report.blocked:
         raise Failure(description=f"{manifest.id} is blocked by policy, nothing published; the port keeps serving its "
                                   f"previous version. {report.blocked[manifest.id]}. Run `mesh validate` for every finding.")
     if port.dbt_model not in relations:
         raise Failure(f"port {port_id} is built by dbt model '{port.dbt_model}', which dbt_projects/{manifest.domain} "
-                      f"does not have; add the model or set `model:` on the port in {registry.files[manifest.id]}")
+                      f"does not have; add the model or set `model:` on the port in {display_path(registry.files[manifest.id])}")
     leaks = model_reads.leaks_at_publish(registry, manifest, context.run.run_id)
     if leaks:  # the SQL dbt ran read more than the product may: its result is never served
         raise Failure(description=f"{port_id} was not published: MESH-ACC-003 " + "; ".join(leaks))
@@ -159,33 +187,17 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
     results = run_runtime_checks(manifest, port, attempt.staged)
     attempt.checks = [outcome for _, outcome in results]
-    for check, outcome in results:
-        yield AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,
-                               severity=AssetCheckSeverity.ERROR if check.blocking else AssetCheckSeverity.WARN,
-                               metadata={"mesh/policy": check.policy.id, **outcome.details})
+    checks += [AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,
+                                severity=AssetCheckSeverity.ERROR if check.blocking else AssetCheckSeverity.WARN,
+                                metadata={"mesh/policy": check.policy.id, **outcome.details})
+               for check, outcome in results]
     failed = [outcome for check, outcome in results if check.blocking and not outcome.passed]
     if failed:
         raise Failure(description=f"{port_id} failed blocking checks, nothing published; the port keeps serving "
                                   f"its previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
-    published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns},
-                              publish_stamp(manifest, port, context.run_id))
-    attempt.published = published
-    context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
-    input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
-                  for p in manifest.input_ports if p.source}
-    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows)
-    results = slo.evaluate(port, measured)
-    metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
-    yield MaterializeResult(metadata={
-        "dagster/row_count": published.rows,
-        "mesh/processing_time": MetadataValue.timestamp(published.processing_time),
-        "mesh/snapshot_id": str(published.snapshot_id),
-        "dagster/uri": published.location,
-        **_metric_metadata(measured),
-    })
-    for result in results:
-        yield AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
-                               severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN)
+    attempt.published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns},
+                                      publish_stamp(manifest, port, context.run.run_id))
+    return attempt.published
 
 
 def publish_stamp(manifest: Manifest, port: OutputPort, run_id: str) -> ports.Stamp:
@@ -223,9 +235,12 @@ def _static_policy_result(product_id: str, report: PolicyReport) -> AssetCheckRe
 
 
 def _metric_metadata(measured: dict) -> dict:
-    """Numeric metadata, so the Dagster UI plots every metric over time."""
+    """Numeric metadata, so the Dagster UI plots every metric over time, and the durations as people read them."""
     metadata = {f"mesh/{name}": float(measured[name]) for name in
                 ("timeliness_seconds", "processing_interval_seconds", "row_count_change") if measured[name] is not None}
+    for name in ("timeliness", "processing_interval"):
+        if measured[f"{name}_seconds"] is not None:
+            metadata[f"mesh/{name}"] = slo.duration_text(measured[f"{name}_seconds"])
     shares = [share for share in measured["completeness"].values() if share is not None]
     if shares:
         metadata["mesh/completeness_min"] = min(shares)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Manifest, OutputPort
@@ -30,6 +32,17 @@ SLO_STATUSES = ("ok", "unknown", "warning", "breached")
 
 def discovery_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
+
+
+DAGSTER_URL_VARIABLE = "MESH_DAGSTER_URL"  # where people open the mesh's Dagster UI (`mesh dev` serves it locally)
+DEFAULT_DAGSTER_URL = "http://localhost:3000"
+
+
+def dagster_asset_url(*key_path: str) -> str:
+    """The Dagster UI page of an asset (a port: domain, product, port), or of every asset under a key prefix (a
+    product: domain, product), as the UI addresses them: <base>/assets/<key path joined by />."""
+    base = (os.environ.get(DAGSTER_URL_VARIABLE) or DEFAULT_DAGSTER_URL).rstrip("/")
+    return f"{base}/assets/" + "/".join(quote(part, safe="") for part in key_path)
 
 
 # --- polysemes -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Domains are columns in dependency order (a domain stands right of every domain i
 each are its products with owner, archetype, status, SLO status, policy status and output ports; arrows
 run from each upstream product to each product of another domain that reads it. Inline CSS and SVG only:
 no JavaScript, no network, no external assets, so the file opens anywhere (and can be attached to a mail).
+Each product and port links to its page in the Dagster UI (MESH_DAGSTER_URL, default http://localhost:3000).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from platform_resources.catalog import port_observations, worst_status
+from platform_resources.catalog import dagster_asset_url, port_observations, worst_status
 
 if TYPE_CHECKING:
     from platform_resources.governance.engine import PolicyReport
@@ -193,7 +194,8 @@ def _product_html(registry: Registry, manifest: Manifest, box: _Box, now: dateti
         tip = f"{port_id}: {port.description} ({port.visibility}; {when}; SLO {status})"
         port_items.append(
             f'<li title="{_e(tip)}"><span class="vis vis-{_e(port.visibility)}">{_e(port.visibility)}</span>'
-            f'<span class="port-name">{_e(port.name)}</span>'
+            f'<a class="port-name" href="{_e(dagster_asset_url(manifest.domain, manifest.product, port.name))}">'
+            f'{_e(port.name)}</a>'
             f'<span class="pslo slo-{status}">{_e(PORT_SLO_LABEL[status])}</span></li>')
     slo = worst_status(statuses)
     problems = [f"{f.policy}: {f.message}" for f in report.for_product(manifest.id) if f.blocking]
@@ -205,7 +207,8 @@ def _product_html(registry: Registry, manifest: Manifest, box: _Box, now: dateti
     classes = "product has-errors" if problems else "product"
     body = (
         f'<div class="{classes}" id="product-{_e(manifest.id)}" style="{_style(box)}" title="{_e(manifest.description)}">'
-        f'<div class="title"><span class="pid">{_e(manifest.id)}</span> <span class="pname">{_e(manifest.name)}</span></div>'
+        f'<div class="title"><a class="pid" href="{_e(dagster_asset_url(manifest.domain, manifest.product))}" '
+        f'title="{_e(manifest.id)} in Dagster">{_e(manifest.id)}</a> <span class="pname">{_e(manifest.name)}</span></div>'
         f'<div class="line">owner <b>{_e(manifest.owner.team)}</b> \u00b7 {_e(manifest.owner.email)}</div>'
         f'<div class="line">{_e(manifest.archetype)} \u00b7 {_e(manifest.status)} \u00b7 v{_e(manifest.version)}</div>'
         f'<div class="badges"><span class="badge slo-{slo}">{_e(SLO_LABEL[slo])}</span>{policy}</div>'
@@ -262,7 +265,7 @@ svg.edges path.edge-internal{stroke-dasharray:6 4}
 .product,.broken{position:absolute;z-index:2;background:#fbfcfe;border:1px solid #9aa7b6;border-radius:8px;padding:6px 10px;overflow:hidden}
 .product.has-errors,.broken{border:2px solid #b00020;background:#fff6f7}
 .title{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.pid{font-weight:bold;font-size:15px}
+.pid{font-weight:bold;font-size:15px;color:inherit}
 .pname{color:#555}
 .line{font-size:13px;color:#333;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .badges{margin:5px 0 4px;white-space:nowrap}
@@ -273,7 +276,7 @@ svg.edges path.edge-internal{stroke-dasharray:6 4}
 .slo-unknown{background:#eceff3;color:#3c4650;border-color:#8894a0}
 ul.ports{list-style:none;margin:0;padding:4px 0 0;border-top:1px dashed #c9d1db}
 ul.ports li{height:22px;display:flex;align-items:center;gap:8px;font-size:13px;white-space:nowrap}
-.port-name{font-family:"DejaVu Sans Mono",monospace;flex:1;overflow:hidden;text-overflow:ellipsis}
+.port-name{color:inherit;font-family:"DejaVu Sans Mono",monospace;flex:1;overflow:hidden;text-overflow:ellipsis}
 .vis{display:inline-block;min-width:74px;text-align:center;font-size:11px;border-radius:4px;padding:0 4px;border:1px solid}
 .vis-public{color:#145a2a;border-color:#2e8b57;background:#eef8f1}
 .vis-restricted{color:#7a4b00;border-color:#d18b00;background:#fff6e0;font-weight:bold}

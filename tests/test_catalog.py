@@ -232,11 +232,19 @@ def test_map_of_the_sample_mesh_shows_every_domain_product_and_cross_domain_edge
     assert "? SLO unknown" in page and "\u2713 policy ok" in page  # status in words, not colour alone
 
 
-def test_map_is_self_contained(registry, fresh_home):
+def test_map_is_self_contained_and_links_each_product_and_port_to_its_dagster_page(registry, fresh_home,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("MESH_DAGSTER_URL", "https://dagster.example.com/mesh/")
     page = mesh_map.render_map(registry)
-    assert not re.search(r"https?://", page)
     assert "<script" not in page.lower()
-    assert not re.search(r"""(src|href)\s*=|@import|url\((?!#)""", page)
+    assert not re.search(r"""src\s*=|@import|url\((?!#)""", page)  # nothing is loaded from anywhere
+    links = re.findall(r'href="([^"]*)"', page)
+    assert all(link.startswith("https://dagster.example.com/mesh/assets/") for link in links)
+    assert not re.search(r"https?://", re.sub(r'href="[^"]*"', "", page))
+    expected = {f"https://dagster.example.com/mesh/assets/{m.domain}/{m.product}" for m in registry.products.values()}
+    expected |= {f"https://dagster.example.com/mesh/assets/{m.domain}/{m.product}/{p.name}"
+                 for m in registry.products.values() for p in m.output_ports}
+    assert set(links) == expected
 
 
 def test_map_escapes_text_and_shows_problems(tmp_path, fresh_home):

@@ -1,5 +1,6 @@
 """`mesh report`: compliance per domain and product, from the real registry, policy engine and platform records."""
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def test_markdown(data):
     assert "### shop.catalog: compliant" in text
     assert "| MESH-DOC-001 Descriptions |" in text and "| docs \\<next> sprint | 2030-02-01 |" in text
     assert "### geo.nations: with warnings" in text and "Owner shop \\<shop@example.com>, status active" in text
-    assert "| shop.orders.lines | public | never published | - | bi.revenue (blocked) | " \
+    assert "[In Dagster](http://localhost:3000/assets/shop/orders)." in text
+    assert "| [shop.orders.lines](http://localhost:3000/assets/shop/orders/lines) | public | never published | - | bi.revenue (blocked) | " \
            "2 allowed, 1 denied (last denied: geo.nations) |" in text
     assert f"snapshot {data['_published'].snapshot_id}, 3 rows" in text and "freshness (now) passed; volume breached (warning)" in text
     assert "upstream product shop.orders is blocked" in text
@@ -111,7 +113,11 @@ def test_markdown(data):
 def test_html_is_escaped_and_self_contained(data):
     page = to_html(data)
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    # Self-contained: no script, nothing loaded; the only links are to the products' and ports' Dagster pages.
+    assert "<script" not in page and not re.search(r"src=|@import|url\(", page)
+    links = set(re.findall(r'href="(https?://[^"]+)"', page))
+    assert links and re.sub(r'href="https?://[^"]+"', "", page).count("http") == 0
+    assert "http://localhost:3000/assets/shop/orders" in links and "http://localhost:3000/assets/shop/orders/lines" in links
     assert "<td>shop</td>" not in page and '<a href="#domain-shop">shop</a></td><td>2</td><td>1</td><td>0</td><td>1</td>' in page
     assert "docs &lt;next&gt; sprint" in page and "docs <next>" not in page
     assert "&lt;shop@example.com&gt;" in page

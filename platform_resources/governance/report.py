@@ -3,6 +3,7 @@
 Per product: the policies it passed, failed and had waived, and whether it may publish; per output port: the
 last publish, the SLO results, its consumers and the reads in the access log. `build_report` gathers plain
 data (the policy engine's report plus the platform's records); `to_markdown` and `to_html` only render it.
+Every product and port links to its page in the Dagster UI (MESH_DAGSTER_URL, default http://localhost:3000).
 """
 
 from __future__ import annotations
@@ -106,8 +107,11 @@ def _policies(registry: Registry, policy_report: PolicyReport, product_id: str,
 
 def _product(registry: Registry, policy_report: PolicyReport, manifest: Manifest, skipped: dict[str, str],
              now: datetime) -> dict[str, Any]:
+    from platform_resources.catalog import dagster_asset_url
+
     return {"id": manifest.id, "name": manifest.name, "owner": manifest.owner.label, "status": manifest.status,
             "version": manifest.version, "manifest": _relative(registry, registry.files[manifest.id]),
+            "dagster_url": dagster_asset_url(manifest.domain, manifest.product),
             **_policies(registry, policy_report, manifest.id, skipped),
             "ports": {p.name: _port(registry, policy_report, manifest, p, now) for p in manifest.output_ports}}
 
@@ -121,6 +125,7 @@ def _unloaded(registry: Registry, policy_report: PolicyReport) -> dict[str, str]
 def _unloaded_product(registry: Registry, policy_report: PolicyReport, product_id: str) -> dict[str, Any]:
     findings = policy_report.for_product(product_id)
     return {"id": product_id, "name": product_id, "owner": "unknown", "status": "not loaded", "version": "-",
+            "dagster_url": None,
             "manifest": _relative(registry, findings[0].file) if findings else "-",
             "compliance": "blocked",
             "blocked_reason": policy_report.blocked.get(product_id) or "the manifest could not be loaded",
@@ -149,7 +154,7 @@ def _reads(port_id: str) -> dict[str, Any]:
 
 def _port(registry: Registry, policy_report: PolicyReport, manifest: Manifest, port: OutputPort,
           now: datetime) -> dict[str, Any]:
-    from platform_resources.catalog import last_version, observe
+    from platform_resources.catalog import dagster_asset_url, last_version, observe
     from platform_resources.governance.runtime import checks_of
 
     port_id = f"{manifest.id}.{port.name}"
@@ -157,6 +162,7 @@ def _port(registry: Registry, policy_report: PolicyReport, manifest: Manifest, p
     observed = observe(port_id, port, version, now)
     return {
         "id": port_id, "name": port.name, "visibility": port.visibility,
+        "dagster_url": dagster_asset_url(manifest.domain, manifest.product, port.name),
         "last_publish": _last_publish(version, observed),
         "slo_status": observed["slo_status"]["overall"],
         "slos": observed["slo_status"]["results"],
@@ -237,9 +243,10 @@ def to_markdown(data: dict[str, Any]) -> str:
 
 
 def _md_product(product: dict[str, Any]) -> list[str]:
+    in_dagster = f" [In Dagster]({product['dagster_url']})." if product["dagster_url"] else ""
     lines = [f"### {product['id']}: {COMPLIANCE_LABEL[product['compliance']]}", "",
              _md(f"Owner {product['owner']}, status {product['status']}, version {product['version']}, ")
-             + f"manifest `{product['manifest']}`.", "",
+             + f"manifest `{product['manifest']}`.{in_dagster}", "",
              (f"Policies: {len(product['passed'])} passed, {len(product['failed'])} failed, "
              f"{len(product['waived'])} waived."), ""]
     if product["blocked_reason"]:
@@ -260,7 +267,7 @@ def _md_product(product: dict[str, Any]) -> list[str]:
         lines += ["Not run: " + ", ".join(p["id"] for p in product["not_run"]), ""]
     if product["ports"]:
         lines += _md_table(["Port", "Visibility", "Last publish", "SLOs", "Consumers", "Reads", "Publish checks"],
-                           [[p["id"], p["visibility"], _publish_text(p), _slos_text(p), _consumers_text(p),
+                           [[f"[{p['id']}]({p['dagster_url']})", p["visibility"], _publish_text(p), _slos_text(p), _consumers_text(p),
                              _reads_text(p["reads"]), ", ".join(p["runtime_checks"])]
                             for p in product["ports"].values()])
     return lines
@@ -327,7 +334,9 @@ def _html_domain(domain: dict[str, Any]) -> str:
 
 def _html_product(product: dict[str, Any]) -> str:
     compliance = product["compliance"]
-    parts = [(f'<h3 id="product-{_e(product["id"])}">{_e(product["id"])} '
+    name = (f'<a href="{_e(product["dagster_url"])}" title="{_e(product["id"])} in Dagster">{_e(product["id"])}</a>'
+            if product["dagster_url"] else _e(product["id"]))
+    parts = [(f'<h3 id="product-{_e(product["id"])}">{name} '
              f'{_badge(COMPLIANCE_LABEL[compliance], compliance)}</h3>'),
              (f'<p class="meta">Owner {_e(product["owner"])} \u00b7 status {_e(product["status"])} \u00b7 version '
              f'{_e(product["version"])} \u00b7 manifest <code>{_e(product["manifest"])}</code> \u00b7 policies: '
@@ -365,7 +374,7 @@ def _html_port(port: dict[str, Any]) -> list[str]:
                           for c in port["consumers"]) or "none"
     reads = port["reads"]
     title = f' title="{_e(reads["last_denied_reason"])}"' if reads["last_denied_reason"] else ""
-    return [f"<code>{_e(port['id'])}</code>", _e(port["visibility"]), _e(_publish_text(port)), slos, consumers,
+    return [f'<a href="{_e(port["dagster_url"])}"><code>{_e(port["id"])}</code></a>', _e(port["visibility"]), _e(_publish_text(port)), slos, consumers,
             f"<span{title}>{_e(_reads_text(reads))}</span>", f'<span class="ids">{_e(", ".join(port["runtime_checks"]))}</span>']
 
 

@@ -94,6 +94,9 @@ class Registry:
         domain, product, port_name = port_id.split(".")
         manifest = self.products.get(f"{domain}.{product}")
         port = manifest.output_port(port_name) if manifest else None
+        if manifest is None and f"{domain}.{product}" in self.broken:
+            raise RegistryError(f"{port_id} is not served while the manifest of {domain}.{product} is broken "
+                                f"({self.broken[f'{domain}.{product}'].errors[0]}); its owners must fix it")
         if port is None:
             raise RegistryError(f"unknown output port {port_id}; known ports: {', '.join(self.port_ids()) or 'none'}")
         return manifest, port

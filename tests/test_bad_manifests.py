@@ -395,6 +395,9 @@ def test_a_domain_deployed_alone_sees_the_broken_manifests_as_published(corpus_m
     [error] = registry.broken["crm.bad_non_utf8"].errors
     assert error.file.endswith("bad_non_utf8.yaml") and error.line == 2 and "not UTF-8" in error.problem
     assert not registry.problems
+    with pytest.raises(LookupError, match=r"crm.bad_too_big.main is not served while the manifest of crm.bad_too_big "
+                                          r"is broken \(.*bad_too_big.yaml:1: "):
+        registry.port("crm.bad_too_big.main")
 
 
 def test_a_model_refused_by_the_manifest_is_never_given_to_dagster():

@@ -75,9 +75,8 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
         "mesh/manifest": MetadataValue.path(manifest_file),  # relative to the workspace: the same for everyone
         "mesh/read": how_to_read(manifest, port, port_id, manifest_file),
     }
-    uri = ports.default_location(port_id)
-    if uri:
-        metadata["dagster/uri"] = uri
+    # No `dagster/uri` here: where the table lives is this machine's path; each materialization records the location
+    # of the version it published.
     return metadata
 
 

@@ -241,25 +241,36 @@ def _lineage_flush(args: argparse.Namespace) -> int:
     return 0 if result.pending == 0 and not result.error else 1
 
 
-def _prepare(args: argparse.Namespace) -> int:
+def _prepare_domains() -> tuple[list[str], list[str]]:
+    """Publish and prepare every local domain: (domains parsed, why each failing one failed, naming its broken
+    manifest first). One domain's dbt project that does not parse never stops the others."""
     from platform_resources import dbt
-
-    prepare_home()
+    from platform_resources.governance.validate import location_failure
     from platform_resources.registry import published_registry
 
-    parsed = dbt.prepare(published_registry())
+    prepare_home()
+    registry = published_registry()
+    parsed, failed = [], []
+    for name, domain in registry.domains.items():
+        try:
+            parsed += dbt.prepare(registry, [name]) if domain.is_local else []
+        except dbt.DbtNotPreparedError as exc:
+            failed.append(f"{name} not prepared: {location_failure(registry, name, exc)}")
+    return parsed, failed
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    parsed, failed = _prepare_domains()
     print(f"prepared: {', '.join(parsed) or 'all dbt projects were up to date'}")
-    return 0
+    for why in failed:
+        print(f"mesh prepare: {why}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _dev(args: argparse.Namespace) -> int:
     """dagster dev on the mesh's own instance, so the UI shows the runs of `mesh run`."""
-    from platform_resources import dbt
-
-    prepare_home()
-    from platform_resources.registry import published_registry
-
-    dbt.prepare(published_registry())
+    for why in _prepare_domains()[1]:  # the UI shows the other domains, and the broken manifest where it is
+        print(f"mesh dev: {why}", file=sys.stderr)
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     return subprocess.call([dagster, "dev", "-w", str(workspace_file()), *args.dagster_args])
 

@@ -7,7 +7,8 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from platform_resources.dbt import duckdb_pool, internal_key
 from platform_resources.home import domain_duckdb_path, operational_dir
 from platform_resources.lineage import naming
-from platform_resources.lineage.facets import job_facets
+from platform_resources.lineage.duckdb_schema import table_columns
+from platform_resources.lineage.facets import duckdb_facets, identity_lineage, job_facets
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest
 from platform_resources.sql_sandbox import identifier, literal
@@ -49,16 +50,20 @@ def _ingestion_asset(domain: str, source: str, owners: list[str]) -> AssetsDefin
     def _ingest(context: AssetExecutionContext, lineage: LineageResource) -> MaterializeResult:
         facets = job_facets(None, f"Copies {system}.{table} into {domain}'s DuckDB.", integration="DAGSTER",
                             job_type="INGESTION", team_owners=owners)
-        run = lineage.job_run(context, f"internal.{system}.{table}", facets)
-        source = (*naming.duckdb_dataset(str(operational_database(system)), "main", table), {})
-        target = (*naming.domain_table(domain, system, table), {})
-        run.start([source], [target])
+        run = lineage.job_run(context, naming.ingestion_job(domain, system, table), facets)
+        source = naming.duckdb_dataset(str(operational_database(system)), "main", table)
+        target = naming.domain_table(domain, system, table)
+        run.start([(*source, {})], [(*target, {})])
         try:
             rows = ingest_table(domain, system, table)
         except Exception as exc:
-            run.fail(exc, [source], [target])
+            run.fail(exc, [(*source, {})], [(*target, {})])
             raise
-        run.complete([source], [target])
+        # Both tables' schemas (the same columns), so column lineage reaches the operational system's columns.
+        with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
+            columns = table_columns(con, system, table)
+        run.complete([(*source, duckdb_facets(source[0], columns))],
+                     [(*target, {**duckdb_facets(target[0], columns), **identity_lineage(source, list(columns))})])
         return MaterializeResult(metadata={"dagster/row_count": rows, "source": str(operational_database(system))})
 
     return _ingest

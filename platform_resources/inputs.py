@@ -1,7 +1,7 @@
 """A consumer receives its upstream ports into its own DuckDB, through the policy-enforcing reader."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import duckdb
 
@@ -20,6 +20,9 @@ class LoadedPort:
     rows: int
     processing_time: datetime
     files: tuple[str, ...]  # the Parquet files the relation is a view over; none when it is a copy
+    snapshot_id: int | None = None  # the Iceberg snapshot loaded
+    started: str | None = None  # when the load began and ended (ISO 8601), for its lineage run
+    finished: str | None = None
 
 
 @dataclass
@@ -56,6 +59,7 @@ def load_input_ports(registry: Registry, domain: str) -> InputPorts:
 
 
 def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: ports.PortVersion) -> LoadedPort:
+    started = datetime.now(timezone.utc).isoformat()
     up_domain, up_product, port = port_id.split(".")
     schema = input_schema(f"{up_domain}.{up_product}")
     relation = f'"{schema}"."{port}"'
@@ -74,4 +78,5 @@ def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: 
         con.execute(f"create table {relation} as select * from incoming")
         con.unregister("incoming")
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
-    return LoadedPort(port_id, consumer, relation, rows, version.processing_time, tuple(files or ()))
+    return LoadedPort(port_id, consumer, relation, rows, version.processing_time, tuple(files or ()),
+                      version.snapshot_id, started, datetime.now(timezone.utc).isoformat())

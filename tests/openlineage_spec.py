@@ -265,3 +265,47 @@ def _namespace_problems(where: str, namespace: object) -> list[str]:
     if not isinstance(namespace, str) or not MARQUEZ_NAMESPACE.match(namespace):
         return [f"{where}.namespace: {namespace!r} does not match {MARQUEZ_NAMESPACE.pattern}"]
     return []
+
+
+# --- what Marquez stores ---------------------------------------------------------------------------
+# Read from Marquez's source (api/.../db/OpenLineageDao.java, buildJobFromEvent and findParentJobRow; the jobs
+# table's full name is written by the rewrite_jobs_fqn_table trigger, R__Jobs_view_and_rewrite_function.sql).
+
+
+def marquez_job_name(name: str, parent_name: str | None) -> str:
+    """The name Marquez stores for a job whose run has a parent job of (stored) name `parent_name`:
+    `<parent>.<name>`, unless the name already starts with the parent's name and a dot."""
+    if parent_name is None or name.startswith(parent_name + "."):
+        return name
+    return f"{parent_name}.{name}"
+
+
+def _parse_parent_job_name(name: str) -> str:  # Utils.parseParentJobName
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def marquez_jobs(events: list[dict]) -> tuple[list[str | None], set[tuple[str, str]]]:
+    """Replays run events, in order, as Marquez stores their jobs: (the stored job name of each event, None for a
+    DatasetEvent; the placeholder jobs Marquez creates for parents it has never seen a run of)."""
+    runs: dict[str, tuple[str, str]] = {}  # run id -> (namespace, stored job name)
+    placeholders: set[tuple[str, str]] = set()
+    names: list[str | None] = []
+    for event in events:
+        if "job" not in event:
+            names.append(None)
+            continue
+        job, parent = event["job"], event["run"].get("facets", {}).get("parent")
+        parent_name = None
+        if parent:
+            parent_name = parent["job"]["name"]
+            if parent_name == job["name"]:
+                parent_name = _parse_parent_job_name(parent_name)
+            # The parent run's job is used when it is the job the facet names (by its stored name); otherwise, or
+            # when Marquez has seen no event of that run, it creates a placeholder job, in the child's namespace.
+            if runs.get(parent["run"]["runId"]) != (parent["job"]["namespace"], parent_name):
+                placeholders.add((job["namespace"], parent_name))
+                runs.setdefault(parent["run"]["runId"], (job["namespace"], parent_name))
+        stored = marquez_job_name(job["name"], parent_name)
+        runs[event["run"]["runId"]] = (job["namespace"], stored)
+        names.append(stored)
+    return names, placeholders

@@ -63,7 +63,7 @@ def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_m
     assert "MESH-OWN-001" in metadata["mesh/policy_findings"].value and "procurement" in metadata["mesh/blocked"]
     # Governance sees it in lineage too: the failed publish names the finding.
     events = [json.loads(line) for line in (fresh_home / "lineage" / "events.jsonl").read_text().splitlines()]
-    fail = next(e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "suppliers.suppliers")
+    fail = next(e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "supply.suppliers.suppliers")
     compliance = fail["outputs"][0]["facets"]["mesh_dataProduct"]["compliance"]
     assert compliance["status"] == "blocked" and compliance["findings"][0]["policy"] == "MESH-OWN-001"
 

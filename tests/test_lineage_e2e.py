@@ -5,7 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from openlineage_spec import NEEDS_SPEC, marquez_problems, validate_event
+from openlineage_spec import NEEDS_SPEC, marquez_jobs, marquez_problems, validate_event
 
 from platform_resources.lineage.delivery import events_file
 from platform_resources.lineage.facets import MESH_FACET_SCHEMA
@@ -54,10 +54,13 @@ def test_one_job_per_port_dbt_model_and_ingestion_with_start_and_end(events, com
     registry = mesh_registry()
     names = {(e["job"]["namespace"], e["job"]["name"]) for e in completes}
     for manifest in registry.products.values():
+        assert (f"mesh.{manifest.domain}", manifest.id) in names  # the product's run
         for port in manifest.output_ports:
-            assert (f"mesh.{manifest.domain}", f"{manifest.product}.{port.name}") in names
-    assert ("mesh.finance", "internal.pricing_summary") in names
-    assert ("mesh.sales", "internal.order_db.lineitem") in names
+            assert (f"mesh.{manifest.domain}", f"{manifest.id}.{port.name}") in names
+    assert {("mesh.finance", "finance"), ("mesh.sales", "sales")} <= names  # the domains' (Dagster) runs
+    assert ("mesh.finance", "finance.internal.pricing_summary") in names
+    assert ("mesh.sales", "sales.internal.order_db.lineitem") in names
+    assert ("mesh.finance", "finance.inputs.sales.orders.order_lines") in names
     starts = {e["run"]["runId"] for e in events if e.get("eventType") == "START"}
     assert {e["run"]["runId"] for e in completes} <= starts
     for e in completes:
@@ -119,6 +122,8 @@ def test_column_lineage_of_a_finance_product_traces_back_to_source_aligned_colum
     assert (*port_dataset["crm.customers.customer_contacts"], "c_name") in name
     # ... and on, inside crm, to the CRM system's table the source-aligned product ingested.
     assert any(ns.startswith("duckdb://") and n.endswith("crm_db.customer") and f == "c_name" for ns, n, f in name)
+    # ... and to the column of the CRM system's own database, through the ingestion job.
+    assert any(ns.endswith("/crm_db.duckdb") and n == "crm_db.main.customer" and f == "c_name" for ns, n, f in name)
 
 
 def test_every_port_event_carries_the_products_policy_status_for_governance(events, completes):
@@ -127,3 +132,72 @@ def test_every_port_event_carries_the_products_policy_status_for_governance(even
     for dataset in registered + published:
         compliance = dataset["facets"]["mesh_dataProduct"]["compliance"]
         assert compliance == {"status": "compliant", "findings": []}, port_of(dataset)
+
+
+def test_marquez_stores_every_job_under_the_name_we_emit_and_creates_no_placeholder(events):
+    """Marquez prefixes a child job with its parent's name unless the name starts with it (openlineage_spec)."""
+    stored, placeholders = marquez_jobs(events)
+    renamed = {(e["job"]["name"], name) for e, name in zip(events, stored) if name and name != e["job"]["name"]}
+    assert not renamed, sorted(renamed)[:5]
+    assert not placeholders, sorted(placeholders)
+    assert any(e["job"]["name"] == "finance.pricing_summary.pricing_summary" and
+               e["run"]["facets"]["parent"]["job"]["name"] == "finance.pricing_summary" for e in events if "job" in e)
+
+
+def test_every_parent_run_reports_its_start_and_end_with_its_job_type_before_and_after_its_children(events):
+    runs = defaultdict(list)
+    for i, e in enumerate(events):
+        if "run" in e:
+            runs[e["run"]["runId"]].append((i, e))
+    parents = {e["run"]["facets"]["parent"]["run"]["runId"] for e in events if "parent" in e.get("run", {}).get("facets", {})}
+    assert len(parents) > 6
+    for parent in parents:
+        own = runs[parent]
+        assert [e["eventType"] for _, e in own][0] == "START" and own[-1][1]["eventType"] in ("COMPLETE", "FAIL")
+        job_type = own[0][1]["job"]["facets"]["jobType"]
+        assert job_type["processingType"] == "BATCH" and job_type["integration"] == "DAGSTER" and job_type["jobType"]
+        children = [i for i, e in enumerate(events) if e.get("run", {}).get("facets", {}).get("parent", {}).get(
+            "run", {}).get("runId") == parent]
+        assert own[0][0] < min(children) and own[-1][0] > max(children)
+    domain_runs = [e for e in events if e.get("job", {}).get("name") == "finance"]
+    root = domain_runs[0]["run"]["runId"]  # the Dagster run's id: the way back to Dagster
+    assert {e["eventType"] for e in domain_runs} == {"START", "COMPLETE"} and "parent" not in domain_runs[0]["run"]["facets"]
+    assert all(e["run"]["facets"]["parent"]["root"]["run"]["runId"] == root
+               for e in events if e.get("job", {}).get("namespace") == "mesh.finance" and e["job"]["name"] != "finance")
+
+
+def test_every_column_lineage_input_field_is_in_its_datasets_schema(events):
+    """Marquez keeps column lineage only where the input dataset's stored schema has the column."""
+    schemas = defaultdict(set)
+    for e in events:
+        for dataset in [*e.get("inputs", []), *e.get("outputs", []), *([e["dataset"]] if "dataset" in e else [])]:
+            fields = dataset.get("facets", {}).get("schema", {}).get("fields", [])
+            schemas[(dataset["namespace"], dataset["name"])] |= {f["name"] for f in fields}
+    datasets = {key for e in events for side in ("inputs", "outputs") for key in
+                ((d["namespace"], d["name"]) for d in e.get(side, []))}
+    assert {d for d in datasets if not schemas[d]} == set()  # every dataset carries a schema at least once
+    missing, traced = set(), 0
+    for e in events:
+        for output in e.get("outputs", []):
+            for column, lineage in output.get("facets", {}).get("columnLineage", {}).get("fields", {}).items():
+                for field in lineage["inputFields"]:
+                    traced += 1
+                    if field["field"] not in schemas[(field["namespace"], field["name"])]:
+                        missing.add((output["name"], column, field["name"], field["field"]))
+    assert traced > 100 and not missing, sorted(missing)[:5]
+
+
+def test_checks_are_input_facets_of_the_staged_table_and_dbt_outputs_name_their_data_source(completes):
+    publishes = [e for e in completes if any(port_of(o) for o in e["outputs"])]
+    assert publishes and all(not o["facets"].get("dataQualityAssertions") for e in completes for o in e["outputs"])
+    for e in publishes:
+        [staged] = e["inputs"]
+        assertions = staged["inputFacets"]["dataQualityAssertions"]["assertions"]
+        assert {"contract_schema", "primary_key"} <= {a["assertion"] for a in assertions}
+        assert all(a["success"] for a in assertions)
+    models = [e for e in completes if e["job"]["facets"]["jobType"]["jobType"] == "MODEL"]
+    assert models
+    for e in models:
+        [output] = e["outputs"]
+        assert output["facets"]["dataSource"] == {**output["facets"]["dataSource"], "name": output["namespace"],
+                                                  "uri": output["namespace"]}

@@ -171,10 +171,10 @@ def test_a_contract_violation_blocks_the_publish_and_keeps_the_previous_snapshot
     assert (("crm", "customers", "customers"), "primary_key") in failed
     # Lineage reports the failed publish: a FAIL event with the error message, and the check results.
     events = [json.loads(line) for line in (fresh_home / "lineage" / "events.jsonl").read_text().splitlines()]
-    fail = [e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "customers.customers"]
+    fail = [e for e in events if e.get("eventType") == "FAIL" and e["job"]["name"] == "crm.customers.customers"]
     assert len(fail) == 1
     assert "primary_key: 1 duplicated key values" in fail[0]["run"]["facets"]["errorMessage"]["message"]
-    assertions = fail[0]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assertions = fail[0]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]  # of the staged table
     assert {(a["assertion"], a["success"]) for a in assertions} == {
         ("contract_schema", True), ("primary_key", False), ("not_null_columns", True), ("row_count", True)}
 

@@ -16,7 +16,7 @@ from openlineage.client.uuid import generate_new_uuid
 from workspaces import copy_sample_mesh
 
 from platform_resources.governance.runtime import run_runtime_checks
-from platform_resources.lineage.facets import publish_facets
+from platform_resources.lineage.facets import assertions_facet, publish_facets
 from platform_resources.lineage.runs import DagsterRun, JobRun
 from platform_resources.manifest import Manifest
 from platform_resources.redaction import RedactedError, redact_values, redacted_error
@@ -110,7 +110,7 @@ def test_a_runtime_check_that_fails_on_a_value_describes_the_failure_without_it(
     assert "Conversion Error: Could not convert string <value> to INT32" in outcome.summary
     assert "c_phone" in outcome.summary and "CRM-001" in outcome.summary
 
-    facets = publish_facets([o for _, o in results], staged_contacts(), None, False)
+    facets = assertions_facet([o for _, o in results])
     descriptions = [a.description for a in facets["dataQualityAssertions"].assertions]
     assert descriptions and not [d for d in descriptions if PHONE in d]
 
@@ -128,7 +128,8 @@ def test_the_lineage_fail_event_carries_no_value(fresh_home, tmp_path, monkeypat
     checks = [o for _, o in run_runtime_checks(manifest, manifest.output_ports[0], staged_contacts())]
     run = JobRun(DagsterRun("crm", "crm_all_products", str(generate_new_uuid())), "customers.contacts", {},
                  "crm.customers")
-    run.fail(error, [], [("mesh.crm", "crm.customers.contacts", publish_facets(checks, None, None, False))])
+    run.fail(error, [("mesh.crm", "crm.main.contacts", {}, assertions_facet(checks))],
+             [("mesh.crm", "crm.customers.contacts", publish_facets(checks, None, None, False))])
     run.fail(str(error))  # how dbt's run results report a failed model
     text = json.dumps(lineage_events(fresh_home))
     assert PHONE not in text

@@ -25,6 +25,7 @@ from platform_resources.contracts import CheckOutcome
 from platform_resources.governance.engine import PolicyReport
 from platform_resources.lineage.naming import namespace_prefix
 from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.ports import PROCESSING_TIME_COLUMN
 from platform_resources.redaction import redact_values
 
 PRODUCER = "https://mesh.example.com/mesh-platform/0.1.0"
@@ -76,10 +77,13 @@ def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str, repor
         slos = {"freshnessMaxAge": port.freshness.max_age}
         if port.freshness.warn_after:
             slos["freshnessWarnAfter"] = port.freshness.warn_after
+    columns = [(c.name, c.type, c.description) for c in port.contract.columns]
+    columns.append((PROCESSING_TIME_COLUMN, "timestamp with time zone", "When this version was published."))
     return {
+        # What the Iceberg table serves: the contract's columns and the processing time.
         "schema": schema_dataset.SchemaDatasetFacet(fields=[
-            schema_dataset.SchemaDatasetFacetFields(name=c.name, type=c.type, description=c.description, ordinal_position=i)
-            for i, c in enumerate(port.contract.columns, start=1)]),
+            schema_dataset.SchemaDatasetFacetFields(name=name, type=kind, description=text, ordinal_position=i)
+            for i, (name, kind, text) in enumerate(columns, start=1)]),
         "documentation": documentation_dataset.DocumentationDatasetFacet(
             description=f"{port.description} (data product {manifest.id}: {manifest.description})"),
         "ownership": ownership_dataset.OwnershipDatasetFacet(
@@ -106,11 +110,17 @@ def compliance(product_id: str, report: PolicyReport) -> dict:
     return summary
 
 
-def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:
-    """What a publish attempt measured: check results, row and null counts, the Iceberg snapshot."""
-    facets: dict = {"dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+def assertions_facet(checks: list[CheckOutcome]) -> dict:
+    """The runtime checks of a publish, as the input facet of the staged table they tested (the spec's place)."""
+    return {"dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
         assertions=[data_quality_assertions_dataset.Assertion(assertion=c.name, success=c.passed, severity="error",
                                                               description=redact_values(c.summary)) for c in checks])}
+
+
+def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:
+    """What a publish attempt measured, as facets of the port: row and null counts, the Iceberg snapshot. (The
+    checks go on the staged input: `assertions_facet`.)"""
+    facets: dict = {}
     if data is not None:
         facets["dataQualityMetrics"] = DataQualityMetricsFacet(
             rowCount=data.num_rows,
@@ -123,6 +133,21 @@ def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_i
         facets["lifecycleStateChange"] = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
             lifecycleStateChange=state)
     return facets
+
+
+def duckdb_facets(namespace: str, columns: dict[str, str], descriptions: dict[str, str | None] | None = None) -> dict:
+    """Schema and data source of a DuckDB relation; the data source as openlineage-dbt gives it (name and uri the
+    dataset namespace), so the dataset's source does not change with the emitter."""
+    descriptions = descriptions or {}
+    return {"schema": schema_dataset.SchemaDatasetFacet(fields=[
+                schema_dataset.SchemaDatasetFacetFields(name=name, type=kind, description=descriptions.get(name) or None)
+                for name, kind in columns.items()]),
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(name=namespace, uri=namespace)}
+
+
+def identity_lineage(source: tuple[str, str], columns: list[str]) -> dict:
+    """Column lineage of a copy: every column comes from the column of the same name in `source`."""
+    return {"columnLineage": column_lineage({c: [(*source, c)] for c in columns})}
 
 
 def column_lineage(fields: dict[str, list[tuple[str, str, str]]]) -> column_lineage_dataset.ColumnLineageDatasetFacet:

@@ -53,3 +53,35 @@ def relation_dataset(domain: str, relation: str) -> tuple[str, str]:
     """A dbt relation of the domain's DuckDB, '"db"."schema"."table"', as a dataset."""
     _, schema, table = (part.strip('"') for part in relation.split("."))
     return domain_table(domain, schema, table)
+
+
+# Job names. Marquez stores a job whose run has a parent as `<parent's name>.<name>` unless the name already starts
+# with the parent's name and a dot: every name here starts with its parent's, so Marquez shows it as emitted. They
+# read as the Dagster asset keys: the domain's run `finance` is the parent of its products `finance.<product>`, of
+# its dbt models `finance.internal.<model>`, its ingestion `finance.internal.<system>.<table>` and its input port
+# loads `finance.inputs.<port id>`; a product is the parent of its ports' publish jobs, named by the port id.
+
+
+def domain_job(domain: str) -> str:
+    """The job of every Dagster run of the domain's code location, whatever Dagster job it ran."""
+    return domain
+
+
+def product_job(product_id: str) -> str:
+    return product_id
+
+
+def port_job(port_id: str) -> str:
+    return port_id
+
+
+def model_job(domain: str, model: str) -> str:
+    return f"{domain}.internal.{model}"
+
+
+def ingestion_job(domain: str, system: str, table: str) -> str:
+    return f"{domain}.internal.{system}.{table}"
+
+
+def input_load_job(domain: str, port_id: str) -> str:
+    return f"{domain}.inputs.{port_id}"

@@ -11,7 +11,8 @@ from platform_resources.registry import Registry
 
 
 class LineageResource(ConfigurableResource):
-    """Emits from inside the generated assets: one job per output port, per dbt model and per ingestion asset."""
+    """Emits from inside the generated assets: one job per output port, per dbt model, per ingestion asset and per
+    input port load (the domain's and the products' runs are the executor's: platform_resources.lineage.executor)."""
 
     domain: str  # the code location's domain: its jobs' namespace
 
@@ -26,7 +27,7 @@ class LineageResource(ConfigurableResource):
         port = manifest.output_port(port_name)
         facets = job_facets(manifest, f"Publishes port {manifest.id}.{port_name}: {port.description}",
                             integration="DAGSTER", job_type="PUBLISH")
-        return self.job_run(context, f"{manifest.product}.{port_name}", facets, manifest.id)
+        return self.job_run(context, naming.port_job(f"{manifest.id}.{port_name}"), facets, manifest.id)
 
 
 def register_ports(registry: Registry, domains: list[str] | None = None) -> int:

@@ -21,10 +21,10 @@ from openlineage.client.uuid import generate_new_uuid
 
 from platform_resources.lineage.delivery import delivery
 from platform_resources.lineage.facets import PRODUCER
-from platform_resources.lineage.naming import job_namespace
+from platform_resources.lineage.naming import domain_job, job_namespace, product_job
 from platform_resources.redaction import redact_values
 
-Dataset = tuple[str, str, dict]  # namespace, name, facets
+Dataset = tuple[str, str, dict]  # namespace, name, facets; an input may add its inputFacets as a fourth item
 
 
 def product_run_id(dagster_run_id: str, product_id: str) -> str:
@@ -34,20 +34,23 @@ def product_run_id(dagster_run_id: str, product_id: str) -> str:
 
 @dataclass(frozen=True)
 class DagsterRun:
-    """Where a job ran: the Dagster run (the root of every run it holds) of a domain."""
+    """Where a job ran: a Dagster run of a domain's code location. In lineage it is a run of the domain's job
+    (named after the domain, whatever Dagster job it ran: the same job for `mesh run`, the UI and automation), with
+    the Dagster run id as its run id: the root of every run it holds, and the way back to Dagster."""
 
     domain: str
-    job_name: str
+    job_name: str  # the Dagster job
     run_id: str
 
     def parent_facet(self, product_id: str | None) -> parent_run.ParentRunFacet:
-        """The product's run as parent when the job belongs to one product, else the Dagster run itself."""
+        """The product's run as parent when the job belongs to one product, else the domain's (Dagster) run."""
+        namespace = job_namespace(self.domain)
         root = parent_run.Root(run=parent_run.RootRun(runId=self.run_id),
-                               job=parent_run.RootJob(namespace=job_namespace(self.domain), name=self.job_name))
-        run_id, name = (self.run_id, self.job_name) if product_id is None else \
-            (product_run_id(self.run_id, product_id), product_id.split(".", 1)[1])
+                               job=parent_run.RootJob(namespace=namespace, name=domain_job(self.domain)))
+        run_id, name = (self.run_id, domain_job(self.domain)) if product_id is None else \
+            (product_run_id(self.run_id, product_id), product_job(product_id))
         return parent_run.ParentRunFacet(run=parent_run.Run(runId=run_id), root=root,
-                                         job=parent_run.Job(namespace=job_namespace(self.domain), name=name))
+                                         job=parent_run.Job(namespace=namespace, name=name))
 
 
 def _now() -> str:
@@ -63,18 +66,19 @@ class JobRun:
     job_facets: dict
     product_id: str | None = None
     run_id: str = field(default_factory=lambda: str(generate_new_uuid()))
+    top_level: bool = False  # the domain's run itself: no parent
 
     def _event(self, state: RunState, inputs: list[Dataset], outputs: list[Dataset], when: str | None,
                run_facets: dict) -> RunEvent:
-        facets = {"parent": self.dagster_run.parent_facet(self.product_id),
-                  "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-                      version=dagster.__version__, name="Dagster", openlineageAdapterVersion=PRODUCER),
-                  **run_facets}
+        facets = {} if self.top_level else {"parent": self.dagster_run.parent_facet(self.product_id)}
+        facets.update({"processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+            version=dagster.__version__, name="Dagster", openlineageAdapterVersion=PRODUCER), **run_facets})
         return RunEvent(
             eventType=state, eventTime=when or _now(), producer=PRODUCER,
             run=Run(runId=self.run_id, facets=facets),
             job=Job(namespace=job_namespace(self.dagster_run.domain), name=self.job_name, facets=self.job_facets),
-            inputs=[InputDataset(namespace=ns, name=name, facets=f) for ns, name, f in inputs],
+            inputs=[InputDataset(namespace=d[0], name=d[1], facets=d[2], inputFacets=d[3] if len(d) > 3 else None)
+                    for d in inputs],
             outputs=[OutputDataset(namespace=ns, name=name, facets=f) for ns, name, f in outputs])
 
     def start(self, inputs: list[Dataset] = (), outputs: list[Dataset] = (), when: str | None = None) -> None:
@@ -90,6 +94,16 @@ class JobRun:
         stack = None if isinstance(error, str) else redact_values("".join(traceback.format_exception(error)))
         facet = error_message_run.ErrorMessageRunFacet(message=message, programmingLanguage="python", stackTrace=stack)
         delivery().emit(self._event(RunState.FAIL, inputs, outputs, when, {"errorMessage": facet}))
+
+
+def domain_run(dagster_run: DagsterRun, job_facets: dict) -> JobRun:
+    """The run of the domain's job that a Dagster run is: the parent of its ingestion, models and products."""
+    return JobRun(dagster_run, domain_job(dagster_run.domain), job_facets, run_id=dagster_run.run_id, top_level=True)
+
+
+def product_run(dagster_run: DagsterRun, product_id: str, job_facets: dict) -> JobRun:
+    """The run of one product inside a Dagster run: the parent of its ports' publish jobs."""
+    return JobRun(dagster_run, product_job(product_id), job_facets, run_id=product_run_id(dagster_run.run_id, product_id))
 
 
 def register_dataset(namespace: str, name: str, facets: dict) -> None:

@@ -9,6 +9,7 @@ convert (a date like 2025-13-45).
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,10 @@ def _decode(data: bytes) -> str:
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """The file's text, refused (YamlRefused) when over `max_bytes` (checked before reading) or not UTF-8."""
-    size = path.stat().st_size
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):  # a pipe or a device would block or never end
+        raise YamlRefused(1, "is not a regular file", "replace it with a YAML file")
+    size = status.st_size
     if max_bytes is not None and size > max_bytes:
         raise YamlRefused(1, f"the file has {size:,} bytes, more than the limit of {max_bytes:,}",
                           "keep the file small: one product per file, without generated bulk")

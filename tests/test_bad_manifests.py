@@ -219,6 +219,18 @@ def test_a_bad_manifest_is_refused_with_its_file_and_line_and_stays_in_its_file(
         path.unlink()
 
 
+def test_a_file_that_is_no_regular_file_is_refused_without_reading_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(ManifestErrors, match="pipe.yaml:1: field '\\(document\\)': is not a regular file"):
+        load_manifest(fifo)
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ManifestErrors, match="is not a regular file"):
+        load_manifest(tmp_path / "folder.yaml")
+
+
 def test_the_corpus_covers_every_case_once():
     names = [c.name for c in CASES]
     assert len(names) == len(set(names)) and len(CASES) >= 60

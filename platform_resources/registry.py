@@ -241,7 +241,7 @@ def component_config(folder: Path) -> dict:
     """The attributes of the DataMeshDomain component in a code location's defs folder ({} when it has none)."""
     for defs_yaml in sorted(folder.glob("**/defs/**/defs.yaml")):
         try:
-            documents = list(yaml.safe_load_all(defs_yaml.read_text()))
+            documents = list(yaml.safe_load_all(defs_yaml.read_bytes()))  # bytes: bad encodings are YAML errors
         except yaml.YAMLError as exc:
             raise RegistryError(f"{defs_yaml} is not valid YAML ({exc}); `dg check yaml` shows where") from None
         for document in documents:
@@ -363,7 +363,10 @@ def read_workspace_checked(workspace: Path) -> tuple[dict[str, Domain], list[Man
                     raise WorkspaceEntryError("", f"is not a code location entry ({kind or entry!r})",
                                               f"write one of {', '.join(_KINDS)} with its settings")
                 domain = _entry_domain(kind, target, workspace.parent)
-            except WorkspaceEntryError as exc:
+            except (WorkspaceEntryError, RegistryError) as exc:
+                if isinstance(exc, RegistryError):  # its defs.yaml does not load
+                    exc = WorkspaceEntryError("", f"names a code location that does not load: {exc}",
+                                              "fix the file the problem names")
                 where = ".".join(str(p) for p in (*at, exc.field) if p != "")
                 errors.append(ManifestError(workspace, parsed.line_of((*at, exc.field)), where, exc.problem, exc.fix))
                 name = target.get("location_name") if isinstance(target, dict) else None

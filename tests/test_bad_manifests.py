@@ -330,6 +330,17 @@ def test_a_workspace_entry_that_loads_nothing_is_an_error_with_its_line(tmp_path
     assert not registry.domains["crm"].is_local
 
 
+@pytest.mark.parametrize("content", [b"type: [\n", b"type: caf\xe9\n"], ids=["not_yaml", "not_utf8"])
+def test_a_domain_whose_defs_yaml_does_not_load_is_an_error_of_its_workspace_entry(tmp_path, content):
+    workspace = copy_sample_mesh(tmp_path)
+    defs = tmp_path / "mesh_code_locations/crm/crm_domain/defs/data_products/defs.yaml"
+    defs.write_bytes(content)
+    registry = load_registry(workspace, published=False)
+    [error] = registry.workspace_errors
+    assert error.file == str(workspace) and "does not load" in error.problem and str(defs) in error.problem
+    assert len(registry.products) == SAMPLE_PRODUCTS - 1
+
+
 def test_a_workspace_that_is_not_yaml_is_an_error_not_a_crash(tmp_path):
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text("load_from: [\n")

@@ -102,9 +102,12 @@ def workspace_entries(workspace: Path) -> dict[str, dict[str, Any]]:
     Dagster reads python_file paths relative to the workspace file (rebased here) and module working directories
     relative to the current directory (the launch runs in the workspace's folder).
     """
-    document = yaml.safe_load(workspace.read_text()) if workspace.exists() else None
+    try:
+        document = yaml.safe_load(workspace.read_text()) if workspace.exists() else None
+    except yaml.YAMLError:
+        document = None  # the registry reports the broken workspace file, with its line; nothing is launched
     entries: dict[str, dict[str, Any]] = {}
-    for entry in (document or {}).get("load_from") or []:
+    for entry in (document if isinstance(document, dict) else {}).get("load_from") or []:
         for kind, target in (entry or {}).items():
             if not isinstance(target, dict) or not isinstance(target.get("location_name"), str):
                 continue

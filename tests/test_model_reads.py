@@ -114,3 +114,18 @@ def test_a_deleted_model_makes_the_prepared_project_stale(tmp_path, fresh_home):
     assert dbt.is_prepared(geography)
     (geography.dbt_project / "models/staging/stg_region.sql").unlink()
     assert not dbt.is_prepared(geography)
+
+
+def test_a_broken_manifest_in_a_fresh_clone_leaves_the_domains_other_products_buildable(tmp_path, fresh_home):
+    """No generated sources yet (a fresh clone), and one finance manifest does not load: dbt still parses the
+    project, and the domain's other products keep their models."""
+    from platform_resources.build import build_domain
+
+    workspace = copy_sample_mesh(tmp_path)
+    (tmp_path / "dbt_projects/finance" / dbt.GENERATED_SOURCES).unlink(missing_ok=True)
+    (tmp_path / "mesh_code_locations/finance/products/top_supplier.yaml").write_text("id: [unclosed\n")
+    registry = load_registry(workspace)
+    assert "finance.top_supplier" not in registry.products  # the only reader of supply_suppliers.supplier_contacts
+    dbt.prepare(registry, ["finance"])
+    graph = build_domain(registry.domains["finance"], registry).resolve_asset_graph()
+    assert graph.get(dbt.internal_key("finance", "returned_items")).is_materializable

@@ -25,5 +25,5 @@ benchmark: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e .
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@

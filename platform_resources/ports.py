@@ -20,12 +20,12 @@ from pyiceberg.expressions import AlwaysTrue
 # pyiceberg 0.12 (pinned) has no public one-snapshot replace: publish builds it from the pieces its own
 # overwrite and append use (the underscored names), covered by tests/test_port_contract.py.
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
-from pyiceberg.schema import promote
+from pyiceberg.schema import Schema, promote
 from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, Transaction
 from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
 from pyiceberg.table.update.snapshot import _OverwriteFiles
-from pyiceberg.types import IcebergType
+from pyiceberg.types import DoubleType, FloatType, IcebergType
 from pyiceberg.utils.config import Config
 from pyiceberg.utils.datetime import datetime_to_millis
 
@@ -162,6 +162,9 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
             stamp: Stamp = Stamp()) -> PublishResult:
     """Replace what the port serves with `data` in one atomic Iceberg commit of one snapshot, stamped with a new
     processing time. The port then serves exactly data's columns; older versions keep theirs."""
+    required, key = _contract_fields(data, stamp)
+    data = data.cast(pa.schema([f.with_nullable(False) if f.name in required else f for f in data.schema],
+                               metadata=data.schema.metadata))
     stamp_type = pa.timestamp("us", tz="UTC")
     schema = data.schema.append(pa.field(PROCESSING_TIME_COLUMN, stamp_type, nullable=False))
     namespace, name = table_identifier(port_id)
@@ -176,7 +179,7 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
     stamped = data.append_column(schema.field(PROCESSING_TIME_COLUMN),
                                  pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
     with table.transaction() as tx:
-        _serve_exactly(tx, stamped.schema, column_docs or {})
+        _serve_exactly(tx, stamped.schema, column_docs or {}, key)
         if versions_served := {k: v for k, v in stamp.properties().items()
                                if k in (PRODUCT_VERSION_PROPERTY, CONTRACT_VERSION_PROPERTY)}:
             tx.set_properties(versions_served)
@@ -184,6 +187,29 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
     # The committed transaction has refreshed `table`: no second catalog round trip.
     return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
                          f"{namespace}.{name}", table.location(), first_publish=not history)
+
+
+def _contract_fields(data: pa.Table, stamp: Stamp) -> tuple[set[str], list[str]]:
+    """The columns the served contract requires (not nullable, or in the primary key) and its primary key, which the
+    table marks as required and identifier fields so an outside reader sees the contract in the table; none for a
+    bare publish. Only columns without nulls are required: the runtime checks (MESH-DATA-002/003) refuse nulls
+    before a port asset publishes, a direct publish that has some serves the column optional."""
+    from platform_resources.governance.contract_changes import contract_from_record
+
+    contract = contract_from_record(stamp.contract) if stamp.contract else None
+    if contract is None:
+        return set(), []
+    required = {c.name for c in contract.columns if not c.nullable} | set(contract.primary_key)
+    return {n for n in required if n in data.column_names and not data.column(n).null_count}, list(contract.primary_key)
+
+
+def _identifier_fields(key: list[str], schema: Schema) -> list[str]:
+    """The key as Iceberg identifier fields: all of it, or none where Iceberg refuses a column (optional, float,
+    double)."""
+    fields = {f.name: f for f in schema.fields}
+    usable = all(n in fields and fields[n].required and not isinstance(fields[n].field_type, (FloatType, DoubleType))
+                 for n in key)
+    return list(key) if usable else []
 
 
 def _next_processing_time(last: datetime | None) -> datetime:
@@ -197,22 +223,36 @@ def _next_processing_time(last: datetime | None) -> datetime:
     return max(now, after + timedelta(microseconds=-after.microsecond % 1000))
 
 
-def _serve_exactly(tx: Transaction, schema: pa.Schema, column_docs: dict[str, str]) -> None:
-    """Make the table's current schema the published columns, in their order, with their types and descriptions.
+def _serve_exactly(tx: Transaction, schema: pa.Schema, column_docs: dict[str, str], key: Sequence[str] = ()) -> None:
+    """Make the table's current schema the published columns, in their order, with their types and descriptions,
+    required where the schema's fields are not nullable, the key as identifier fields.
 
     A column that is gone, or whose type changed other than by an Iceberg promotion (int to long, float to double,
     a wider decimal), is dropped; a changed one is added again with a new field id. Older snapshots keep the schema
-    they were written with, so time travel still shows their columns.
+    they were written with, so time travel still shows their columns (and nulls where a column is required now).
     """
     wanted = Catalog._convert_schema_if_needed(schema)  # pyarrow -> Iceberg types, as union_by_name converts them
     wanted_types = {f.name: f.field_type for f in wanted.fields}
+    identifiers = _identifier_fields(list(key), wanted)
     with tx.update_schema() as update:
-        for field in tx.table_metadata.schema().fields:
-            if field.name not in wanted_types or not _promotes(field.field_type, wanted_types[field.name]):
-                update.delete_column(field.name)
-    with tx.update_schema() as update:  # a second update: the first one's deletes are not visible inside it
+        served = tx.table_metadata.schema()
+        gone = {f.name for f in served.fields
+                if f.name not in wanted_types or not _promotes(f.field_type, wanted_types[f.name])}
+        # Identifier fields first: a column that leaves the key may be dropped or become nullable below.
+        update.set_identifier_fields(*(n for n in served.identifier_field_names() if n in identifiers and n not in gone))
+        for name in gone:
+            update.delete_column(name)
+    # Adding a required column or making one required is an "incompatible" change to pyiceberg; the data has no nulls
+    # there (_contract_fields), and older snapshots keep their own schema.
+    # A second update: the first one's deletes are not visible inside it.
+    with tx.update_schema(allow_incompatible_changes=True) as update:
         update.union_by_name(schema)
-    with tx.update_schema() as update:  # a third: the second one's new columns are not visible inside it either
+    # A third: the second one's new columns are not visible inside it either.
+    with tx.update_schema(allow_incompatible_changes=True) as update:
+        for field in wanted.fields:
+            if field.required:
+                update.update_column(field.name, required=True)
+        update.set_identifier_fields(*identifiers)
         names = [f.name for f in wanted.fields]
         update.move_first(names[0])
         for before, name in zip(names, names[1:]):

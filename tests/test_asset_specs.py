@@ -43,6 +43,25 @@ def current_specs() -> str:
     return yaml.safe_dump(locations, sort_keys=False, width=120)
 
 
+def by_asset(text: str) -> dict[str, str]:
+    """'location: key' -> that asset's spec as YAML lines."""
+    return {f"{location}: {spec['key']}": yaml.safe_dump(spec, sort_keys=False, width=120)
+            for location, specs in (yaml.safe_load(text) or {}).items() for spec in specs}
+
+
+def drift(expected: str, current: str) -> str:
+    """Per asset: added, removed, or a diff of its spec, so a reviewer sees which asset of which location changed."""
+    before, after = by_asset(expected), by_asset(current)
+    lines = [f"+ {name} (new asset)" for name in sorted(after.keys() - before.keys())]
+    lines += [f"- {name} (gone)" for name in sorted(before.keys() - after.keys())]
+    for name in sorted(before.keys() & after.keys()):
+        if before[name] != after[name]:
+            diff = difflib.unified_diff(before[name].splitlines(keepends=True), after[name].splitlines(keepends=True),
+                                        fromfile=f"{name} (snapshot)", tofile=f"{name} (now)", n=2)
+            lines.append("".join(diff).rstrip("\n"))
+    return "\n".join(lines) or "(the file differs only in layout)"
+
+
 def test_the_asset_specs_of_every_location_match_the_snapshot(prepared_dbt):
     current = current_specs()
     if os.environ.get(UPDATE_VARIABLE) == "1":
@@ -52,10 +71,7 @@ def test_the_asset_specs_of_every_location_match_the_snapshot(prepared_dbt):
     assert SNAPSHOT.exists(), f"no snapshot yet: run {UPDATE_VARIABLE}=1 .venv/bin/pytest {Path(__file__).name}"
     expected = SNAPSHOT.read_text()
     if current != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True), current.splitlines(keepends=True),
-                                            fromfile="tests/snapshots/asset_specs.yaml (committed)",
-                                            tofile="the code locations now"))
-        pytest.fail(f"The asset specs drifted from the snapshot:\n{diff}\nIf the change is intended, run "
+        pytest.fail(f"The asset specs drifted from the snapshot:\n{drift(expected, current)}\nIf the change is intended, run "
                     f"{UPDATE_VARIABLE}=1 .venv/bin/pytest tests/test_asset_specs.py and commit the snapshot.",
                     pytrace=False)
 

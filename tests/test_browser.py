@@ -35,11 +35,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def loaded_locations(base: str) -> dict[str, str]:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": WORKSPACE_QUERY}).encode(),
+def graphql(base: str, query: str) -> dict:
+    """The webserver's answer, as the UI asks it."""
+    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        entries = json.load(answer)["data"]["workspaceOrError"]["locationEntries"]
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)["data"]
+
+
+def loaded_locations(base: str) -> dict[str, str]:
+    entries = graphql(base, WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
     return {entry["name"]: entry["loadStatus"] for entry in entries}
 
 
@@ -118,3 +123,21 @@ def test_a_port_page_shows_its_owners_columns_and_the_checks_of_its_latest_publi
     for name in checks:
         expect(page.get_by_text(name, exact=True).first).to_be_visible()
     expect(page.get_by_text("Succeeded", exact=True)).to_have_count(len(checks))  # every check of the latest publish
+
+
+GROUPS_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+  ... on RepositoryLocation { repositories { assetGroups { groupName } } } } } } } }"""
+EDGE_QUERY = """{ assetNodeOrError(assetKey: {path: ["crm", "customers", "customer_contacts"]}) { ... on AssetNode {
+  groupName repository { location { name } } dependedByKeys { path } } } }"""
+
+
+def test_the_workspace_graph_has_no_default_group_and_joins_the_domains(webserver):
+    for entry in graphql(webserver, GROUPS_QUERY)["workspaceOrError"]["locationEntries"]:
+        groups = {g["groupName"] for r in entry["locationOrLoadError"]["repositories"] for g in r["assetGroups"]}
+        assert "default" not in groups, f"{entry['name']} shows a default group"
+        assert {entry["name"], f"{entry['name']}_internal"} <= groups
+    port = graphql(webserver, EDGE_QUERY)["assetNodeOrError"]
+    # The producer's asset, in its own group and location, with the consumers' models downstream of it.
+    assert (port["groupName"], port["repository"]["location"]["name"]) == ("crm", "crm")
+    downstream = {"/".join(k["path"]) for k in port["dependedByKeys"]}
+    assert {"finance/internal/returned_items", "marketing/internal/large_volume_customers"} <= downstream

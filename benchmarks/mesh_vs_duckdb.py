@@ -130,7 +130,7 @@ class Row:
     invocation: str
 
     def runs(self) -> dict[str, Measurement]:
-        return {"mesh": self.mesh, "peer": self.peer, "DuckDB": self.duckdb, "peer dbt parse": self.peer_parse}
+        return {"mesh": self.mesh, "peer dbt parse": self.peer_parse, "peer": self.peer, "DuckDB": self.duckdb}
 
     @property
     def failed(self) -> list[str]:
@@ -151,7 +151,7 @@ def measure(command: list[str], shown_env: dict[str, str], workdir: Path, name: 
         subprocess.run([sys.executable, "-c", WRAPPER, str(report), *command], env=env, cwd=REPO_ROOT,
                        stdout=output, stderr=subprocess.STDOUT, check=True)
     result = json.loads(report.read_text())
-    shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in shown_env.items())
+    shown = " ".join(f"{k}={BIN}:$PATH" if k == "PATH" else f"{k}={shlex.quote(v)}" for k, v in shown_env.items())
     return Measurement(command=f"{shown} {shlex.join(command)}".strip(), returncode=result["returncode"],
                        seconds=result["seconds"], peak_mib=result["peak_kib"] / 1024,
                        peak_tree_mib=result["peak_tree_kib"] / 1024, output=output_file.read_text(),

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from dagster import (
     AssetKey,
     MetadataValue,
@@ -93,15 +92,7 @@ def _unquoted(relation: str) -> str:
 def _relation_columns(domain: str) -> dict[str, dict[str, str]]:
     """relation (db.schema.table, lower case) -> {column: type}, for every table and view of the domain's DuckDB."""
     path = domain_duckdb_path(domain)
-    if not path.exists():
-        return {}
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute("select table_catalog, table_schema, table_name, column_name, data_type "
-                           "from information_schema.columns order by ordinal_position").fetchall()
-    columns: dict[str, dict[str, str]] = {}
-    for catalog, schema, table, column, kind in rows:
-        columns.setdefault(f"{catalog}.{schema}.{table}".lower(), {})[column] = kind
-    return columns
+    return relation_columns(path) if path.exists() else {}
 
 
 def model_metadata(domain: str, dbt_manifest: Mapping[str, Any], translator) -> dict[str, dict]:

@@ -17,7 +17,7 @@ class LineageResource(ConfigurableResource):
     domain: str  # the code location's domain: its jobs' namespace
 
     def dagster_run(self, context: AssetExecutionContext) -> DagsterRun:
-        return DagsterRun(self.domain, context.run.job_name, context.run_id)
+        return DagsterRun(self.domain, context.run.job_name, context.run.run_id)
 
     def job_run(self, context: AssetExecutionContext, job_name: str, facets: dict,
                 product_id: str | None = None) -> JobRun:

@@ -21,6 +21,7 @@ from dagster import (
 
 from platform_resources.home import REPO_ROOT, domain_duckdb_path, workspace_file
 from platform_resources.lineage.column_lineage import column_lineage
+from platform_resources.lineage.duckdb_schema import relation_columns
 from platform_resources.manifest import Manifest, OutputPort
 
 PRIMARY_KEY_TAG = "mesh/primary_key"

@@ -15,9 +15,18 @@ CUSTOM_SCHEMAS = {MESH_FACET_SCHEMA: Path(__file__).resolve().parent.parent /
                   "platform_resources/lineage/schemas/facets/1-0-0/MeshDataProductDatasetFacet.json"}
 
 
+def _root_run(event: dict) -> str | None:
+    facets = event.get("run", {}).get("facets", {})
+    return facets.get("parent", {}).get("root", {}).get("run", {}).get("runId") or event.get("run", {}).get("runId")
+
+
 @pytest.fixture(scope="module")
 def events(mesh_run) -> list[dict]:
-    return [json.loads(line) for line in events_file().read_text().splitlines()]
+    """The events of the session's mesh run (other tests run domains again in the same home), and the static
+    dataset events."""
+    runs = set(mesh_run.run_ids.values())
+    every = [json.loads(line) for line in events_file().read_text().splitlines()]
+    return [e for e in every if "run" not in e or _root_run(e) in runs]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from workspaces import copy_sample_mesh
 
-from platform_resources import dbt, dbt_sandbox, ports
+from platform_resources import access_log, dbt, dbt_sandbox, ports
 from platform_resources.governance.engine import evaluate
 from platform_resources.governance.model_reads import reads_of
 from platform_resources.registry import load_registry
@@ -70,6 +70,10 @@ def test_sql_reading_undeclared_inputs_or_files_never_publishes(leaking_workspac
         assert outcomes[leaked].rows is None
         with pytest.raises(LookupError):
             ports.resolve_version(f"finance.{leaked}.{leaked}")
+    # The reader of every input port load is established by the run's code location, and logged so.
+    loads = [e for e in access_log.entries(port_id="crm.customers.customer_contacts")
+             if e.consumer.startswith("finance.")]
+    assert loads and all("[reader: a run of code location finance]" in e.reason for e in loads), loads
     # The domain's other products publish: one model's failure stops only what it feeds.
     assert outcomes["returned_items"].rows == 20 and outcomes["local_supplier_volume"].rows, text
     assert not summary.failed_domains, text

@@ -197,6 +197,14 @@ def downstream_products(registry: Registry, product_id: str) -> list[str]:
                    and any(p.source and p.source.rsplit(".", 1)[0] == product_id for p in m.input_ports)})
 
 
+def _retention(port_id: str, port: OutputPort) -> dict:
+    """The declared retention (null: every version kept) and the epoch, the oldest data still readable."""
+    from platform_resources import metrics
+
+    return {"retention": port.retention.model_dump(exclude_none=True) if port.retention else None,
+            "epoch": metrics.epoch(port_id)}
+
+
 def _port_document(registry: Registry, manifest: Manifest, port: OutputPort, now: datetime) -> dict:
     port_id = f"{manifest.id}.{port.name}"
     slos = {}
@@ -215,6 +223,7 @@ def _port_document(registry: Registry, manifest: Manifest, port: OutputPort, now
         "actual_time": port.actual_time,
         "slos": slos,
         **port_observations(port_id, port, now),
+        **_retention(port_id, port),
         "consumers": registry.consumers(port_id),
         "approved_access": [{"consumer": a.consumer, "reason": a.reason} for a in port.approved_access],
         "how_to_read": how_to_read(port_id, port.visibility, manifest.domain),
@@ -333,6 +342,11 @@ def format_document(doc: dict) -> str:
             lines.append(f"      {result['name']}: {verdict}  {result['summary']}")
         if port["metrics"] and "row_count" in port["metrics"]:
             lines.append(f"    rows: {port['metrics']['row_count']}")
+        if port.get("epoch"):
+            lines.append(f"    epoch: processing time {port['epoch']['processing_time']}, "
+                         f"actual time {port['epoch']['actual_time'] or '-'}")
+        if port.get("retention"):
+            lines.append("    retention: " + ", ".join(f"{k}: {v}" for k, v in port["retention"].items()))
         lines.append(f"    consumers: {', '.join(port['consumers']) or '-'}")
         if port["approved_access"]:
             lines.append("    approved access: " + ", ".join(a["consumer"] for a in port["approved_access"]))

@@ -146,7 +146,7 @@ def _metrics(args: argparse.Namespace) -> int:
     from platform_resources.registry import load_registry
 
     prepare_home()
-    load_registry().port(args.port)  # a clear error for an unknown port
+    _, port = load_registry().port(args.port)  # a clear error for an unknown port
     history = metrics.history(args.port)
     if args.json:
         print(json.dumps(history, indent=1))
@@ -165,9 +165,18 @@ def _metrics(args: argparse.Namespace) -> int:
         timeliness = "-" if m["timeliness_seconds"] is None else f"{m['timeliness_seconds'] / 3600:.1f}"
         complete = f"{min(shares):.1%}" if shares else "-"
         print(f"{record['processing_time']:<33} {m['row_count']:>9,} {change:>8} {interval:>11} {timeliness:>13} {complete:>9}  {slos}")
-    first = history[0]["metrics"]
-    print(f"epoch: actual time {first['epoch_actual_time']}, processing time {first['epoch_processing_time']}")
+    print(_epoch_line(metrics.epoch(args.port), port.retention))
     return 0
+
+
+def _epoch_line(epoch: dict | None, retention) -> str:
+    """The oldest data still readable, after the retention's expiry (the history above keeps every publish)."""
+    from platform_resources.ports import retention_text
+
+    kept = f"retention {retention_text(retention)}" if retention else "no retention: every version kept"
+    if epoch is None:
+        return f"epoch: none recorded ({kept})"
+    return f"epoch: actual time {epoch['actual_time']}, processing time {epoch['processing_time']} ({kept})"
 
 
 def _access_log(args: argparse.Namespace) -> int:

@@ -315,6 +315,36 @@ class AccessApproval(_Model):
         return value
 
 
+MAX_RETAINED_VERSIONS = 10_000  # a larger count is a typo for "keep everything", which is the default
+
+
+class Retention(_Model):
+    """Which older versions a port keeps; the version it serves is always kept, and everything without retention.
+    With both fields a version stays while either keeps it (expiry deletes only what both let go)."""
+
+    keep: str | None = Field(default=None, description="keep versions published within this duration, like 90d")
+    versions: int | None = Field(default=None, description="keep this many latest versions, the served one included")
+
+    @field_validator("keep")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return _check_duration(value)
+
+    @field_validator("versions")
+    @classmethod
+    def _count(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_RETAINED_VERSIONS:
+            raise ValueError(f"versions {value} is not between 1 and {MAX_RETAINED_VERSIONS}; write how many latest "
+                             "versions to keep (1 keeps only the one served), or remove retention to keep every one")
+        return value
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> "Retention":
+        if self.keep is None and self.versions is None:
+            raise ValueError("retention needs 'keep: 90d' or 'versions: 10' (or both); remove it to keep every version")
+        return self
+
+
 class OutputPort(_Model):
     name: str = Field(pattern=rf"^{NAME}$")
     description: str = ""
@@ -326,6 +356,7 @@ class OutputPort(_Model):
     slos: Slos = Field(default_factory=Slos)
     approved_access: list[AccessApproval] = Field(default_factory=list)
     may_be_empty: bool = Field(default=False, description="publishing zero rows is allowed (policy MESH-DATA-004)")
+    retention: Retention | None = Field(default=None, description="older versions to keep; none: keep every version")
 
     @property
     def dbt_model(self) -> str:

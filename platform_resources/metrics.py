@@ -34,3 +34,18 @@ def _records(condition: str, port_id: str) -> list[dict]:
     with closing(_connect()) as con:
         rows = con.execute(f"select processing_time, record from port_metrics {condition}", (port_id,)).fetchall()
     return [{"processing_time": when, **json.loads(record)} for when, record in rows]
+
+
+def retained_records(port_id: str, epoch: datetime | None) -> list[dict]:
+    """The recorded publishes still retained: processing time at or after the epoch (all when None)."""
+    return [r for r in history(port_id) if epoch is None or datetime.fromisoformat(r["processing_time"]) >= epoch]
+
+
+def epoch(port_id: str) -> dict | None:
+    """The port's epoch as its latest publish measured it, after that publish's expiry: the oldest retained
+    processing time and the oldest actual time in the retained versions; None before a recorded publish."""
+    values = (latest(port_id) or {}).get("metrics") or {}
+    if not values.get("epoch_processing_time"):
+        return None
+    return {"processing_time": values["epoch_processing_time"], "actual_time": values.get("epoch_actual_time")}
+

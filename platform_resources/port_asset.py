@@ -152,7 +152,11 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
     input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
                   for p in manifest.input_ports if p.source}
-    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows)
+    if published.expired:
+        context.log.info(f"retention ({ports.retention_text(port.retention)}) expired {published.expired} older "
+                         f"versions of {port_id}; the epoch is now {published.epoch.isoformat()}")
+    measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows,
+                           metrics.retained_records(port_id, published.epoch) if port.retention else None)
     results = slo.evaluate(port, measured)
     metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
     slo_checks = [AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
@@ -195,7 +199,7 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
         raise Failure(description=f"{port_id} failed blocking checks, nothing published; the port keeps serving "
                                   f"its previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
     attempt.published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns},
-                                      publish_stamp(manifest, port, context.run.run_id))
+                                      publish_stamp(manifest, port, context.run.run_id), port.retention)
     return attempt.published
 
 

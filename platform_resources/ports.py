@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
@@ -31,6 +33,9 @@ from pyiceberg.utils.datetime import datetime_to_millis
 
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 
+if TYPE_CHECKING:
+    from platform_resources.manifest import Retention
+
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
 # Stamped on every publish's snapshot summary: what that version is. The contract version and the product version
@@ -40,6 +45,7 @@ PRODUCT_VERSION_PROPERTY = "mesh.product-version"
 CONTRACT_VERSION_PROPERTY = "mesh.contract-version"
 CONTRACT_PROPERTY = "mesh.contract"  # the served contract as JSON, for the breaking-change check at the next publish
 RUN_ID_PROPERTY = "mesh.run-id"  # the Dagster run that published the version
+RETENTION_PROPERTY = "mesh.retention"  # the port's declared retention, as the manifest says it, for the time-travel error
 
 
 class PortNotPublishedError(LookupError):
@@ -88,6 +94,8 @@ class PublishResult:
     table_name: str
     location: str
     first_publish: bool
+    expired: int = 0  # older versions the port's retention expired at this publish
+    epoch: datetime | None = None  # the processing time of the oldest version retained after it
 
 
 @functools.cache
@@ -159,9 +167,10 @@ def served_stamp(port_id: str) -> Stamp | None:
 
 
 def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None,
-            stamp: Stamp = Stamp()) -> PublishResult:
+            stamp: Stamp = Stamp(), retention: Retention | None = None) -> PublishResult:
     """Replace what the port serves with `data` in one atomic Iceberg commit of one snapshot, stamped with a new
-    processing time. The port then serves exactly data's columns; older versions keep theirs."""
+    processing time. The port then serves exactly data's columns; older versions keep theirs, for as long as
+    `retention` says (every one without it): expire_versions runs right after the commit."""
     required, key = _contract_fields(data, stamp)
     data = data.cast(pa.schema([f.with_nullable(False) if f.name in required else f for f in data.schema],
                                metadata=data.schema.metadata))
@@ -183,10 +192,13 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
         if versions_served := {k: v for k, v in stamp.properties().items()
                                if k in (PRODUCT_VERSION_PROPERTY, CONTRACT_VERSION_PROPERTY)}:
             tx.set_properties(versions_served)
+        _stamp_retention(tx, table, retention)
         _replace_data(tx, table, stamped, processing_time, stamp)
     # The committed transaction has refreshed `table`: no second catalog round trip.
-    return PublishResult(port_id, processing_time, table.current_snapshot().snapshot_id, data.num_rows,
-                         f"{namespace}.{name}", table.location(), first_publish=not history)
+    snapshot_id = table.current_snapshot().snapshot_id
+    expiry = _expire(table, retention, processing_time)
+    return PublishResult(port_id, processing_time, snapshot_id, data.num_rows, f"{namespace}.{name}", table.location(),
+                         first_publish=not history, expired=len(expiry.expired), epoch=expiry.epoch)
 
 
 def _contract_fields(data: pa.Table, stamp: Stamp) -> tuple[set[str], list[str]]:
@@ -316,9 +328,11 @@ def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
         as_of = as_of.replace(tzinfo=timezone.utc)
     served = [v for v in history if v.processing_time <= as_of]
     if not served:
+        retention = _load_table(port_id).properties.get(RETENTION_PROPERTY)
+        expired = f"; older versions were expired by the port's retention ({retention})" if retention else ""
         raise TimeTravelError(
             f"{as_of.isoformat()} is before the oldest retained version of {port_id} "
-            f"(processing time {history[0].processing_time.isoformat()}); ask for a later time")
+            f"(processing time {history[0].processing_time.isoformat()}){expired}; ask for a later time")
     return served[-1]
 
 
@@ -338,6 +352,97 @@ def local_data_files(port_id: str, version: PortVersion) -> list[str] | None:
             return None
         paths.append(task.file.file_path.removeprefix("file://"))
     return paths
+
+
+def retention_text(retention: Retention) -> str:
+    """The retention as the manifest says it: 'keep: 90d, versions: 10'."""
+    return ", ".join(f"{name}: {value}" for name, value in retention.model_dump(exclude_none=True).items())
+
+
+def _stamp_retention(tx: Transaction, table: Table, retention: Retention | None) -> None:
+    """Record the declared retention on the table (or that there is none any more), where the time-travel error
+    and catalog browsers read it."""
+    if retention is not None:
+        tx.set_properties({RETENTION_PROPERTY: retention_text(retention)})
+    elif RETENTION_PROPERTY in table.properties:
+        tx.remove_properties(RETENTION_PROPERTY)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    expired: list[PortVersion] = field(default_factory=list)  # the versions expired, oldest first
+    removed_files: list[str] = field(default_factory=list)  # the local files deleted with them
+    epoch: datetime | None = None  # the oldest retained processing time
+
+
+def expire_versions(port_id: str, retention: Retention | None, now: datetime | None = None) -> Expiry:
+    """Expire the port's versions its retention no longer keeps, and delete their files (see _expire)."""
+    return _expire(_load_table(port_id), retention, now or datetime.now(timezone.utc))
+
+
+def retained(history: list[PortVersion], retention: Retention | None, now: datetime) -> list[PortVersion]:
+    """The versions a retention keeps at `now`: the served (latest) one always; with `keep`, those published within
+    it; with `versions`, the latest that many; with both, the versions either keeps; without retention, all."""
+    if retention is None or not history:
+        return list(history)
+    from platform_resources.manifest import parse_duration
+
+    by_count = set(range(max(0, len(history) - retention.versions), len(history))) if retention.versions else set()
+    since = now - parse_duration(retention.keep) if retention.keep else None
+    return [v for i, v in enumerate(history)
+            if i == len(history) - 1 or i in by_count or (since is not None and v.processing_time >= since)]
+
+
+def _expire(table: Table, retention: Retention | None, now: datetime) -> Expiry:
+    """Remove the snapshots of the versions the retention does not keep (Iceberg snapshot expiry), then delete the
+    local files only those snapshots referenced: pyiceberg 0.12 expires snapshots without deleting any file."""
+    history = _versions_of(table)
+    kept = retained(history, retention, now)
+    epoch = kept[0].processing_time if kept else None
+    if len(kept) == len(history):
+        return Expiry(epoch=epoch)
+    keep_ids = {v.snapshot_id for v in kept} | {table.current_snapshot().snapshot_id}
+    oldest_kept_ms = min(table.metadata.snapshot_by_id(i).timestamp_ms for i in keep_ids)
+    # Also the snapshots without a processing time before the epoch (the first of a two-snapshot publish of old).
+    doomed = [s.snapshot_id for s in table.metadata.snapshots
+              if s.snapshot_id not in keep_ids and s.timestamp_ms < oldest_kept_ms]
+    before = _referenced_files(table)
+    table.maintenance.expire_snapshots().by_ids(doomed).commit()
+    table.refresh()
+    removed = _delete_local(table, before - _referenced_files(table))
+    return Expiry([v for v in history if v not in kept], removed, epoch)
+
+
+def _referenced_files(table: Table) -> set[str]:
+    """Every manifest list, manifest and live data file of the table's snapshots."""
+    files: set[str] = set()
+    seen_manifests: set[str] = set()
+    for snapshot in table.metadata.snapshots:
+        files.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            files.add(manifest.manifest_path)
+            if manifest.manifest_path in seen_manifests:
+                continue
+            seen_manifests.add(manifest.manifest_path)
+            # Live entries only: a DELETED entry names a file of an older snapshot, not of this one.
+            files.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+    return files
+
+
+def _delete_local(table: Table, paths: set[str]) -> list[str]:
+    """Delete the files that are local and inside the table's own folder; any other is left alone."""
+    location = urlparse(table.location())
+    if location.scheme not in ("", "file"):
+        return []
+    folder = Path(location.path).resolve()
+    removed = []
+    for path in sorted(paths):
+        parsed = urlparse(path)
+        file = Path(parsed.path).resolve()
+        if parsed.scheme in ("", "file") and file.is_relative_to(folder) and file.is_file():
+            file.unlink()
+            removed.append(str(file))
+    return removed
 
 
 class InconsistentProductError(LookupError):

@@ -53,8 +53,10 @@ def _as_datetime(value) -> datetime | None:
 
 
 def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previous: dict | None,
-            input_rows: dict[str, int] | None = None) -> dict:
-    """The metrics of one publish. `previous` is the port's last record (metrics.latest), if any."""
+            input_rows: dict[str, int] | None = None, retained: list[dict] | None = None) -> dict:
+    """The metrics of one publish. `previous` is the port's last record (metrics.latest), if any. `retained`: the
+    records of the older versions the port still keeps, when a retention has expired some; the epoch is then theirs
+    (without it the epoch only moves back, every version being kept)."""
     before = (previous or {}).get("metrics", {})
     rows = data.num_rows
     if port.actual_time == "snapshot":
@@ -63,14 +65,22 @@ def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previou
         column = data.column(port.actual_time)
         earliest_actual = _as_datetime(pc.min(column).as_py()) if rows else None
         latest_actual = _as_datetime(pc.max(column).as_py()) if rows else None
+    epoch_processing = before.get("epoch_processing_time") or processing_time.isoformat()
     epoch_actual = min(filter(None, [earliest_actual, _as_datetime(_parse(before.get("epoch_actual_time")))]), default=None)
+    if retained is not None:
+        epoch_processing = min([processing_time, *(_parse(r["processing_time"]) for r in retained)]).isoformat()
+        # A record from before earliest_actual_time was measured gives its own epoch: never later than the truth.
+        epoch_actual = min(filter(None, [earliest_actual, *(_parse(r["metrics"].get("earliest_actual_time")
+                                                                   or r["metrics"].get("epoch_actual_time"))
+                                                            for r in retained)]), default=None)
     last_pt = _parse((previous or {}).get("processing_time"))
     metrics = {
         "row_count": rows,
         "row_count_change": (rows - before["row_count"]) / before["row_count"] if before.get("row_count") else None,
         "completeness": {name: (1 - data.column(name).null_count / rows) if rows else None for name in data.column_names},
-        "epoch_processing_time": before.get("epoch_processing_time") or processing_time.isoformat(),
+        "epoch_processing_time": epoch_processing,
         "epoch_actual_time": epoch_actual.isoformat() if epoch_actual else None,
+        "earliest_actual_time": earliest_actual.isoformat() if earliest_actual else None,  # of this version alone
         "last_processing_time": processing_time.isoformat(),
         "last_actual_time": latest_actual.isoformat() if latest_actual else None,
         "processing_interval_seconds": (processing_time - last_pt).total_seconds() if last_pt else None,

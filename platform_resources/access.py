@@ -17,6 +17,19 @@ class AccessDenied(PermissionError):
     """A read refused by the mesh's access policy."""
 
 
+class PortRetired(AccessDenied):
+    """A read of a retired product's port: it serves nothing any more."""
+
+
+def refuse_retired(registry: Registry, port_id: str) -> None:
+    """A retired product's ports stop serving, whoever reads: say where its consumers go instead."""
+    producer, _ = registry.port(port_id)
+    if producer.status == "retired":
+        instead = f"read its replacement {producer.replaced_by} instead" if producer.replaced_by else \
+            "it names no replacement (replaced_by); ask its owner " + producer.owner.label
+        raise PortRetired(f"lifecycle: {port_id} is not served: {producer.id} is retired; {instead}")
+
+
 def check_read_access(registry: Registry, port_id: str, consumer: str | None) -> None:
     """Raise AccessDenied unless `consumer` (a product id of the mesh, or None for an anonymous reader) may read
     `port_id`.
@@ -99,6 +112,7 @@ def authorize(registry: Registry, port_id: str, reader: Reader) -> Reader:
     """check_read_access, with a denial written to the access log. Inside a Dagster run the reader is a product of
     the run's code location: code cannot read as another domain's product."""
     try:
+        refuse_retired(registry, port_id)
         running = _running_location()
         if running and reader.consumer and registry.location_of(reader.consumer) != running:
             raise AccessDenied(f"policy: code location {running} cannot read as {reader.consumer}, a product of "

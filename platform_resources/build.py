@@ -67,9 +67,11 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
 
     port_assets = [port_asset(registry, m, port, relations, report, current_policies)
                    for m in products for port in m.output_ports]
+    # A dormant or retired product's ports are not in the domain's job: `mesh run` leaves them alone.
+    resting = [AssetKey([m.domain, m.product, port.name]) for m in products if not m.processed for port in m.output_ports]
     return Definitions(
         assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name), *upstream_port_specs(registry, name)],
-        jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all(),
+        jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all() - AssetSelection.assets(*resting),
                                description=f"Publish every data product of {name}, as `mesh run` does.")],
         sensors=[automation_sensor(name)],
         resources={"lineage": LineageResource(domain=name), **({"dbt": dbt.dbt_resource(domain)} if dbt_manifest else {})},
@@ -142,10 +144,11 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")
         for product_id, why in inputs.unavailable.items():
             context.log.warning(f"{product_id} gets no inputs and will not publish: {why}")
-        # Only the models of products that can publish run: not those of a product without its inputs, nor of a
-        # broken manifest; the domain's other products publish.
+        # Only the models of products that can publish run: not those of a product without its inputs, of a
+        # broken manifest, or of a dormant or retired product; the domain's other products publish.
         skipped = models_not_feeding(
-            dbt_manifest, {p.dbt_model for m in products if m.id not in inputs.unavailable for p in m.output_ports})
+            dbt_manifest, {p.dbt_model for m in products if m.processed and m.id not in inputs.unavailable
+                           for p in m.output_ports})
         # A failed model stops only what it feeds: the others' outputs stream, the failures are reported per port.
         invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context,
                              raise_on_error=False)

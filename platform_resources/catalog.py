@@ -246,6 +246,8 @@ def discovery_document(registry: Registry, product_id: str, *, now: datetime | N
         "owner": {"team": manifest.owner.team, "email": manifest.owner.email},
         "archetype": manifest.archetype,
         "status": manifest.status,
+        "replaced_by": manifest.replaced_by,
+        "deprecation_date": str(manifest.deprecation_date) if manifest.deprecation_date else None,
         "version": manifest.version,
         "tags": list(manifest.tags),
         "domain": manifest.domain,
@@ -315,12 +317,21 @@ def _slo_declared(slos: dict) -> str:
     return "; ".join(one(n, s) for n, s in slos.items()) or "none declared"
 
 
+def _lifecycle_lines(doc: dict) -> list[str]:
+    """Where a deprecated or retired product's consumers go, and by when."""
+    if not (doc.get("replaced_by") or doc.get("deprecation_date")):
+        return []
+    return [f"  {doc['status']}: replaced by {doc.get('replaced_by') or '(no replacement named)'}, deprecation date "
+            f"{doc.get('deprecation_date') or '(none declared)'}"]
+
+
 def format_document(doc: dict) -> str:
     """A readable block for one product."""
     lines = [f"{doc['id']} - {doc['name']}  [{doc['archetype']}, {doc['status']}, v{doc['version']}]",
              f"  {doc['description']}",
              f"  owner:      {doc['owner']['team']} <{doc['owner']['email']}>",
              f"  domain:     {doc['domain']}",
+             *_lifecycle_lines(doc),
              f"  tags:       {', '.join(doc['tags']) or '-'}"]
     if doc["polysemes"]:
         lines.append("  polysemes:  " + ", ".join(f"{p['name']} (key {', '.join(p['keys']) or '-'}, by {p['via']})"

@@ -126,6 +126,9 @@ def _list(args: argparse.Namespace) -> int:
                 f"{warnings} policy warnings (mesh validate)" if warnings else "compliant"
             print(f"  {manifest.id}  [{manifest.archetype}, {manifest.status}, v{manifest.version}]  "
                   f"owner {manifest.owner.label}  {policy}")
+            if manifest.replaced_by or manifest.deprecation_date:
+                print(f"    {manifest.status}: replaced by {manifest.replaced_by or '(no replacement named)'}, "
+                      f"deprecation date {manifest.deprecation_date or '(none declared)'}")
             for port in manifest.output_ports:
                 port_id = f"{manifest.id}.{port.name}"
                 try:
@@ -166,7 +169,21 @@ def _metrics(args: argparse.Namespace) -> int:
         complete = f"{min(shares):.1%}" if shares else "-"
         print(f"{record['processing_time']:<33} {m['row_count']:>9,} {change:>8} {interval:>11} {timeliness:>13} {complete:>9}  {slos}")
     print(_epoch_line(metrics.epoch(args.port), port.retention))
+    for line in _input_lag_lines(history[-1]):
+        print(line)
     return 0
+
+
+def _input_lag_lines(record: dict) -> list[str]:
+    """What the latest publish consumed of each upstream, and how far behind the upstream's latest version it is."""
+    from platform_resources import metrics
+
+    lines = []
+    for name, lag in sorted(metrics.input_lags(record).items()):
+        again = "; the same upstream version as the publish before" if lag.get("reconsumed") else ""
+        lines.append(f"input {name} ({lag['port']}): consumed processing time {lag['processing_time']}, upstream "
+                     f"latest {lag['upstream_latest']}, lag {lag['lag_seconds']:.0f} s{again}")
+    return lines
 
 
 def _epoch_line(epoch: dict | None, retention) -> str:
@@ -215,6 +232,8 @@ def _cleanup(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from platform_resources import maintenance
+    from platform_resources.lifecycle import remove_retired_data
+    from platform_resources.registry import load_registry
 
     prepare_home()
     with maintenance.mesh_lock(print):
@@ -224,12 +243,17 @@ def _cleanup(args: argparse.Namespace) -> int:
         finally:
             instance.dispose()
         sweep = maintenance.remove_orphan_files(args.older_than)
+        retired = remove_retired_data(load_registry())
     print(f"marked {len(runs)} abandoned runs failed{': ' + ', '.join(runs) if runs else ''}")
     print(f"removed {len(sweep.removed)} data files no snapshot references (older than {args.older_than:g} s)")
     for path in sweep.removed:
         print(f"  {path}")
     for table in sweep.skipped:
         print(f"  skipped {table}: its files are not local; use the catalog's own maintenance")
+    for port_id in retired.dropped:
+        print(f"dropped the table of {port_id}: its product is retired and its retention has passed")
+    for port_id, due in sorted(retired.waiting.items()):
+        print(f"keeping {port_id} (retired) until {due.isoformat()}: its deprecation_date plus its retention")
     return 0
 
 

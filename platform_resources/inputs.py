@@ -39,7 +39,9 @@ def load_input_ports(registry: Registry, domain: str) -> InputPorts:
     being served now: a view over that Iceberg snapshot's Parquet files when they are local (no copy), else a
     copied table. A product whose input cannot be read gets none of its inputs; the others are not held up.
     """
-    requests = sorted({(p.source, m.id) for m in registry.products_of(domain) for p in m.input_ports if p.source})
+    # A dormant or retired product processes nothing: it loads no inputs (and logs no reads).
+    requests = sorted({(p.source, m.id) for m in registry.products_of(domain) if m.processed
+                       for p in m.input_ports if p.source})
     versions: dict[tuple[str, str], ports.PortVersion] = {}
     unavailable: dict[str, str] = {}
     for port_id, consumer in requests:
@@ -55,7 +57,37 @@ def load_input_ports(registry: Registry, domain: str) -> InputPorts:
         for (port_id, consumer), version in versions.items():
             if port_id not in loaded and consumer not in unavailable:
                 loaded[port_id] = _load(con, port_id, consumer, version)
+        _record_watermarks(con, list(loaded.values()))
     return InputPorts(list(loaded.values()), unavailable)
+
+
+WATERMARKS = '"mesh_platform"."input_watermarks"'  # in the domain's DuckDB: what this run's models read
+
+
+def _record_watermarks(con: duckdb.DuckDBPyConnection, loaded: list[LoadedPort]) -> None:
+    """Which upstream version (processing time, snapshot) the models are built from, for the publish to record:
+    the publish runs in a later step, and the upstream may have published again since the load."""
+    con.execute('create schema if not exists "mesh_platform"')
+    con.execute(f"create or replace table {WATERMARKS} (port_id varchar primary key, processing_time varchar, "
+                "snapshot_id bigint)")
+    for port in loaded:
+        con.execute(f"insert into {WATERMARKS} values (?, ?, ?)", [port.port_id, port.processing_time.isoformat(), port.snapshot_id])
+
+
+def consumed_watermarks(domain: str, source_ports: dict[str, str]) -> dict[str, dict]:
+    """source_ports: input port name -> upstream port id. For each one the models were built from:
+    {'port': upstream port id, 'processing_time': iso, 'snapshot_id': id}, as the last input load recorded it."""
+    path = domain_duckdb_path(domain)
+    if not path.exists() or not source_ports:
+        return {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        known = con.execute("select 1 from information_schema.tables where table_schema = 'mesh_platform' and "
+                            "table_name = 'input_watermarks'").fetchone()
+        rows = con.execute(f"select port_id, processing_time, snapshot_id from {WATERMARKS}").fetchall() if known else []
+    loaded = {port_id: (when, snapshot) for port_id, when, snapshot in rows}
+    return {name: {"port": port_id, "processing_time": loaded[port_id][0],
+                   "snapshot_id": loaded[port_id][1]}
+            for name, port_id in source_ports.items() if port_id in loaded}
 
 
 def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: ports.PortVersion) -> LoadedPort:

@@ -506,8 +506,12 @@ class Manifest(_Model):
     description: str = ""
     owner: Owner = Field(default_factory=Owner)
     archetype: Literal["source-aligned", "aggregate", "consumer-aligned"]
-    status: Literal["draft", "active", "deprecated", "retired"]
+    # draft, active; deprecated (replaced_by, deprecation_date); dormant (serves, no new processing);
+    # retired (serves nothing, no consumers left).
+    status: Literal["draft", "active", "deprecated", "dormant", "retired"]
     deprecation_date: date | None = Field(default=None, description="with status deprecated: when it will be retired")
+    replaced_by: str | None = Field(default=None, description="with status deprecated or retired: the product "
+                                                              "its consumers move to (domain.product)")
     version: str
     tags: list[str] = Field(default_factory=list)
     input_ports: list[InputPort] = Field(default_factory=list)
@@ -528,6 +532,27 @@ class Manifest(_Model):
         if not SEMVER.match(str(value)):
             raise ValueError(f"'{value}' is not a semantic version; write MAJOR.MINOR.PATCH, like 1.0.0")
         return str(value)
+
+    @field_validator("replaced_by")
+    @classmethod
+    def _replacement_id(cls, value: str | None) -> str | None:
+        if value is not None and not PRODUCT_ID.match(value):
+            raise ValueError(f"'{value}' is not a product id; write the replacement as domain.product, like crm.customers")
+        return value
+
+    @model_validator(mode="after")
+    def _replacement_status(self) -> "Manifest":
+        if self.replaced_by is not None and self.status not in ("deprecated", "retired"):
+            raise ValueError(f"replaced_by is set but the status is {self.status}; set 'status: deprecated' (or "
+                             "retired), or remove replaced_by")
+        if self.replaced_by == self.id:
+            raise ValueError(f"the product is replaced_by itself ({self.id}); name the product that replaces it")
+        return self
+
+    @property
+    def processed(self) -> bool:
+        """Whether runs process the product: a dormant or retired one publishes nothing new."""
+        return self.status not in ("dormant", "retired")
 
     @model_validator(mode="after")
     def _unique_port_names(self) -> Manifest:

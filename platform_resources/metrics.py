@@ -49,3 +49,22 @@ def epoch(port_id: str) -> dict | None:
         return None
     return {"processing_time": values["epoch_processing_time"], "actual_time": values.get("epoch_actual_time")}
 
+
+def mark_reconsumed(watermarks: dict[str, dict], previous: dict | None) -> dict[str, dict]:
+    """The upstream versions a publish consumed per input port, each marked `reconsumed` when the port's previous
+    publish consumed the same upstream processing time (nothing new came in on that input)."""
+    before = (previous or {}).get("inputs") or {}
+    return {name: {**mark, "reconsumed": (before.get(name) or {}).get("processing_time") == mark["processing_time"]}
+            for name, mark in watermarks.items()}
+
+
+def input_lags(record: dict) -> dict[str, dict]:
+    """Per input port of one publish: the upstream processing time consumed, the upstream's latest recorded one,
+    and the lag (seconds) between them; 0 when the publish consumed the upstream's latest version."""
+    lags = {}
+    for name, mark in (record.get("inputs") or {}).items():
+        upstream = latest(mark["port"])
+        newest = upstream["processing_time"] if upstream else mark["processing_time"]
+        lag = (datetime.fromisoformat(newest) - datetime.fromisoformat(mark["processing_time"])).total_seconds()
+        lags[name] = {**mark, "upstream_latest": newest, "lag_seconds": max(lag, 0.0)}
+    return lags

@@ -30,7 +30,9 @@ from platform_resources.governance.engine import PolicyReport
 from platform_resources.governance.runtime import checks_of, run_runtime_checks, static_policy_check
 from platform_resources.home import domain_duckdb_path
 from platform_resources.lineage import naming
-from platform_resources.lineage.facets import assertions_facet, column_lineage, port_static_facets, publish_facets
+from platform_resources.inputs import consumed_watermarks
+from platform_resources.lineage.facets import (assertions_facet, column_lineage, port_static_facets, publish_facets,
+                                               with_watermarks)
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.redaction import redacted_error
@@ -74,9 +76,23 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
         "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",
         "mesh/manifest": MetadataValue.path(manifest_file),  # relative to the workspace: the same for everyone
         "mesh/read": how_to_read(manifest, port, port_id, manifest_file),
+        **lifecycle_metadata(manifest),
     }
     # No `dagster/uri` here: where the table lives is this machine's path; each materialization records the location
     # of the version it published.
+    return metadata
+
+
+def lifecycle_metadata(manifest: Manifest) -> dict:
+    """Where a product's consumers go and when (deprecated, retired), and that a dormant one processes nothing."""
+    metadata = {}
+    if manifest.replaced_by:
+        metadata["mesh/replaced_by"] = manifest.replaced_by
+    if manifest.deprecation_date:
+        metadata["mesh/deprecation_date"] = str(manifest.deprecation_date)
+    if not manifest.processed:
+        metadata["mesh/not_processed"] = f"{manifest.status}: runs and automation leave it alone" + (
+            "; its ports still serve" if manifest.status == "dormant" else "; its ports serve nothing")
     return metadata
 
 
@@ -96,7 +112,9 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
            metadata={**_port_metadata(registry, manifest, port, port_id), **_policy_metadata(manifest.id, report)},
            check_specs=checks, freshness_policy=freshness_policy(port.freshness),
            # A blocked product would only fail again: the daemon leaves it alone until a fixed manifest is deployed.
-           automation_condition=None if manifest.id in report.blocked else AutomationCondition.eager(),
+           # A dormant or retired one processes nothing new.
+           automation_condition=None if manifest.id in report.blocked or not manifest.processed
+           else AutomationCondition.eager(),
            code_version=port.contract.version or manifest.version, pool=dbt.duckdb_pool(manifest.domain))
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
@@ -122,7 +140,8 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
         measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id,
                                   attempt.published.first_publish)
         identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
-        run.complete(tested(), [(*port_dataset, {**static, **measured, "columnLineage": identity})])
+        consumed = with_watermarks(static, attempt.watermarks)
+        run.complete(tested(), [(*port_dataset, {**consumed, **measured, "columnLineage": identity})])
 
     return _publish
 
@@ -134,6 +153,7 @@ class PublishAttempt:
     checks: list[CheckOutcome] = field(default_factory=list)
     staged: pa.Table | None = None
     published: ports.PublishResult | None = None
+    watermarks: dict[str, dict] = field(default_factory=dict)  # input port -> the upstream version it consumed
 
 
 def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
@@ -158,7 +178,10 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows,
                            metrics.retained_records(port_id, published.epoch) if port.retention else None)
     results = slo.evaluate(port, measured)
-    metrics.record(port_id, published.processing_time, slo.as_record(measured, results))
+    attempt.watermarks = metrics.mark_reconsumed(  # before this publish's record: compared with the one before
+        consumed_watermarks(manifest.domain, {p.name: p.source for p in manifest.input_ports if p.source}),
+        metrics.latest(port_id))
+    metrics.record(port_id, published.processing_time, {**slo.as_record(measured, results), "inputs": attempt.watermarks})
     slo_checks = [AssetCheckResult(check_name=result.name, passed=result.passed, description=result.summary,
                                    severity=AssetCheckSeverity.ERROR if result.severity == "error" else AssetCheckSeverity.WARN,
                                    metadata=result.metadata)
@@ -169,6 +192,7 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
         "mesh/snapshot_id": str(published.snapshot_id),
         "dagster/uri": published.location,
         **_metric_metadata(measured),
+        **({"mesh/input_watermarks": MetadataValue.json(attempt.watermarks)} if attempt.watermarks else {}),
     }, check_results=[*checks, *slo_checks])
 
 
@@ -177,6 +201,9 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
                        checks: list[AssetCheckResult]) -> ports.PublishResult:
     """The gate and the commit; appends each check result to `checks` as it is known, raises when nothing is published."""
     port_id = f"{manifest.id}.{port.name}"
+    if not manifest.processed:
+        raise Failure(description=f"{manifest.id} is {manifest.status}: not processed, nothing published. Set "
+                                  f"'status: active' in {display_path(registry.files[manifest.id])} to publish again.")
     if manifest.id in report.blocked:
         raise Failure(description=f"{manifest.id} is blocked by policy, nothing published; the port keeps serving its "
                                   f"previous version. {report.blocked[manifest.id]}. Run `mesh validate` for every finding.")

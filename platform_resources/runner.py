@@ -51,6 +51,7 @@ class PortOutcome:
     checks_passed: int = 0
     checks_failed: int = 0
     error: str | None = None
+    note: str | None = None  # why the run leaves the port alone on purpose (a dormant or retired product)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class MeshRunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.failed_domains and not self.broken and all(p.error is None and p.rows is not None for p in self.ports.values())
+        return not self.failed_domains and not self.broken and all(
+            p.error is None and (p.rows is not None or p.note is not None) for p in self.ports.values())
 
 
 class ErrorInfo(Protocol):
@@ -404,7 +406,7 @@ class _Batch:
     def explain_skipped(self) -> None:
         """A blocked product's port is skipped without an error of its own: say why."""
         silent = {d: [p for p in self.ports_of(d) if self.summary.ports[p].rows is None and
-                      self.summary.ports[p].error is None] for d in self.statuses}
+                      self.summary.ports[p].error is None and self.summary.ports[p].note is None] for d in self.statuses}
         silent = {d: ports for d, ports in silent.items() if ports}
         if not silent:
             return
@@ -457,7 +459,7 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> Mes
     summary = MeshRunSummary(scale)
     summary.broken = {pid: str(errors.errors[0]) for d in selected for pid, errors in registry.broken_in(d).items()}
     for domain in registry.domain_order():  # the summary lists ports in dependency order
-        summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}")
+        summary.ports.update({f"{m.id}.{p.name}": PortOutcome(f"{m.id}.{p.name}", note=_not_processed(m))
                               for m in registry.products_of(domain) if domain in selected for p in m.output_ports})
     tags = {BATCH_TAG: uuid.uuid4().hex[:12], "mesh/scale": str(scale)}
     instance = _initialize_instance()
@@ -475,11 +477,21 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> Mes
     return summary
 
 
+def _not_processed(manifest) -> str | None:
+    """The summary's note for a product the run leaves alone (its ports are not in the domain's job)."""
+    if manifest.status == "dormant":
+        return "dormant: not processed (the port keeps serving its last version)"
+    if manifest.status == "retired":
+        return "retired: not processed (the port serves nothing)"
+    return None
+
+
 def format_summary(summary: MeshRunSummary) -> str:
     header = f"{'port':<45} {'rows':>9}  {'checks':>7}  {'processing time':<32} status"
     lines = [header, "-" * len(header)]
     for outcome in summary.ports.values():
-        status = "published" if outcome.rows is not None else f"NOT PUBLISHED: {outcome.error or 'skipped (upstream failed)'}"
+        status = "published" if outcome.rows is not None else outcome.note if outcome.note and not outcome.error \
+            else f"NOT PUBLISHED: {outcome.error or 'skipped (upstream failed)'}"
         checks = f"{outcome.checks_passed}/{outcome.checks_passed + outcome.checks_failed}"
         when = "-"
         if outcome.processing_time is not None:
@@ -501,6 +513,8 @@ def format_summary(summary: MeshRunSummary) -> str:
     elif summary.lineage and summary.lineage.error:
         lines.append(f"lineage: {summary.lineage.error}")
     broken = f", {len(summary.broken)} broken manifests" if summary.broken else ""
+    resting = sum(p.note is not None and p.rows is None for p in summary.ports.values())
+    broken += f", {resting} ports not processed (dormant or retired)" if resting else ""
     lines.append(f"{len(products)} products{broken}, {len(published)}/{len(summary.ports)} ports published, "
                  f"{sum(p.rows for p in published):,} rows, checks {passed} passed / {failed} failed, "
                  f"scale {summary.scale}, {summary.seconds:.1f} s")

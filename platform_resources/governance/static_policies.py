@@ -242,11 +242,27 @@ def inputs_avoid_deprecated(ctx: ProductContext, params: dict[str, Any]) -> Iter
     for i, input_port, producer in _upstream(ctx):
         if producer.status == "deprecated":
             when = f"on {producer.deprecation_date}" if producer.deprecation_date else "(no retirement date declared)"
+            to = f"its replacement {producer.replaced_by}" if producer.replaced_by else "its replacement"
             yield Violation(f"input port {input_port.name} reads {producer.id}, which is deprecated and will be "
-                            f"retired {when}; move to its replacement", ("input_ports", i))
+                            f"retired {when}; move to {to}", ("input_ports", i))
     if ctx.manifest.status == "deprecated" and ctx.manifest.deprecation_date is None:
         yield Violation("the product is deprecated without a deprecation_date; add 'deprecation_date: YYYY-MM-DD' "
                         "so consumers know when it goes", ("status",))
+
+
+@policy("MESH-LIFE-003", "A replacement is an existing product that serves",
+        "Consumers told to move to a product that does not exist, or is retired, have nowhere to go.", "error")
+def replacement_exists(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
+    replacement = ctx.manifest.replaced_by
+    if replacement is None:
+        return
+    target = ctx.registry.products.get(replacement)
+    if target is None:
+        yield Violation(f"replaced_by names {replacement}, which is no product of the mesh; name an existing "
+                        "product (see mesh list)", ("replaced_by",))
+    elif target.status == "retired":
+        yield Violation(f"replaced_by names {replacement}, which is retired itself; name the product that serves now",
+                        ("replaced_by",))
 
 
 @policy("MESH-VER-001", "Breaking contract changes bump the major version",

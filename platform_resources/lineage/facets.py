@@ -51,6 +51,9 @@ class MeshDataProductDatasetFacet(DatasetFacet):
     primaryKey: list  # noqa: N815
     slos: dict
     compliance: dict | None = None
+    replacedBy: str | None = None  # noqa: N815
+    deprecationDate: str | None = None  # noqa: N815
+    inputWatermarks: list | None = None  # noqa: N815
 
     @staticmethod
     def _get_schema() -> str:
@@ -96,8 +99,19 @@ def port_static_facets(manifest: Manifest, port: OutputPort, port_id: str, repor
             owner=manifest.owner.model_dump(exclude_none=True), archetype=manifest.archetype,
             status=manifest.status, version=manifest.version, contractVersion=port.contract.version or manifest.version,
             visibility=port.visibility, actualTime=port.actual_time, primaryKey=list(port.contract.primary_key), slos=slos,
-            compliance=compliance(manifest.id, report) if report else None),
+            compliance=compliance(manifest.id, report) if report else None, replacedBy=manifest.replaced_by,
+            deprecationDate=str(manifest.deprecation_date) if manifest.deprecation_date else None),
     }
+
+
+def with_watermarks(static: dict, watermarks: dict[str, dict]) -> dict:
+    """The port's facets with the upstream version each input port consumed (its processing-time watermark)."""
+    if not watermarks:
+        return static
+    marks = [{"inputPort": name, "sourcePort": mark["port"], "processingTime": mark["processing_time"],
+              **({"snapshotId": str(mark["snapshot_id"])} if mark.get("snapshot_id") is not None else {}),
+              "reconsumed": bool(mark.get("reconsumed"))} for name, mark in sorted(watermarks.items())]
+    return {**static, "mesh_dataProduct": attr.evolve(static["mesh_dataProduct"], inputWatermarks=marks)}
 
 
 def compliance(product_id: str, report: PolicyReport) -> dict:

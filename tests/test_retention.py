@@ -10,7 +10,7 @@ import yaml
 from workspaces import product
 
 from platform_resources import catalog, metrics, ports, slo
-from platform_resources.cli import _epoch_line
+from platform_resources.cli import _epoch_line, main
 from platform_resources.manifest import ManifestErrors, Retention, load_manifest
 from platform_resources.registry import load_registry
 
@@ -191,3 +191,15 @@ def test_without_retention_the_epoch_is_the_first_publish(fresh_home):
     published = [publish_measured(port, nations("FRANCE")) for _ in range(3)]
     assert metrics.epoch(PORT)["processing_time"] == published[0].processing_time.isoformat()
     assert _epoch_line(metrics.epoch(PORT), None).endswith("(no retention: every version kept)")
+
+
+def test_mesh_metrics_prints_the_epoch_after_expiry(fresh_home, monkeypatch, capsys):
+    registry = load_registry()
+    _, port = registry.port(PORT)
+    monkeypatch.setattr(port, "retention", Retention(versions=1))
+    monkeypatch.setattr("platform_resources.registry.load_registry", lambda: registry)  # with that retention
+    published = [publish_measured(port, nations("FRANCE")) for _ in range(3)]
+    assert main(["metrics", PORT]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    epoch = published[-1].processing_time.isoformat()
+    assert last == f"epoch: actual time {epoch}, processing time {epoch} (retention versions: 1)"

@@ -6,6 +6,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX, build_domain
 from platform_resources.catalog import discovery_document, format_document
 from platform_resources.cli import main
 from platform_resources.governance.engine import evaluate
+from platform_resources.home import domain_duckdb_path
 from platform_resources.inputs import consumed_watermarks, load_input_ports
 from platform_resources.lifecycle import remove_retired_data
 from platform_resources.lineage.facets import MESH_FACET_SCHEMA, port_static_facets, with_watermarks
@@ -270,3 +272,38 @@ def test_the_watermark_goes_in_the_data_product_facet_and_the_event_stays_valid(
     assert (deprecated.replacedBy, deprecated.deprecationDate) == ("shop.orders_v2", "2030-06-30")
     assert "inputWatermarks" not in json.loads(Serde.to_json(static["mesh_dataProduct"]))  # no inputs: no key
     assert date.fromisoformat(deprecated.deprecationDate)
+
+
+def test_a_real_publish_records_each_inputs_watermark_and_mesh_metrics_shows_the_lag(fresh_home, prepared_dbt,
+                                                                                       capsys):
+    """marketing.customer_distribution published through Dagster from the inputs load_input_ports gave it."""
+    registry = load_registry()
+    customers = ports.publish("crm.customers.customers", pa.table({"c_custkey": pa.array([1, 2], pa.int64())}))
+    orders = ports.publish("sales.orders.orders", pa.table({"o_orderkey": pa.array([1], pa.int64())}))
+    load_input_ports(registry, "marketing")
+    with duckdb.connect(str(domain_duckdb_path("marketing"))) as con:  # what the dbt model would have built
+        con.execute("create or replace table marketing.main.customer_distribution as "
+                    "select range::bigint as c_count, 1::bigint as custdist from range(3)")
+    (fresh_home / "dagster").mkdir(parents=True)
+    (fresh_home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = DagsterInstance.local_temp(str(fresh_home / "dagster"))
+    key = AssetKey(["marketing", "customer_distribution", "customer_distribution"])
+    port = build_domain(registry.domains["marketing"], registry).resolve_assets_def(key)
+    try:
+        for _ in range(2):  # twice from the same load: the second publish re-consumed the same upstream versions
+            assert materialize([port], instance=instance).success
+        metadata = instance.fetch_materializations(key, limit=1).records[0].asset_materialization.metadata
+    finally:
+        instance.dispose()
+    recorded = metrics.latest("marketing.customer_distribution.customer_distribution")["inputs"]
+    assert recorded == metadata["mesh/input_watermarks"].value
+    assert {name: (mark["port"], mark["processing_time"], mark["reconsumed"]) for name, mark in recorded.items()} == {
+        "customers": ("crm.customers.customers", customers.processing_time.isoformat(), True),
+        "orders": ("sales.orders.orders", orders.processing_time.isoformat(), True)}
+    newer = ports.publish("sales.orders.orders", pa.table({"o_orderkey": pa.array([1, 2], pa.int64())}))
+    metrics.record("sales.orders.orders", newer.processing_time, {"metrics": {"row_count": 2}})
+    assert main(["metrics", "marketing.customer_distribution.customer_distribution"]) == 0
+    out = capsys.readouterr().out
+    lag = (newer.processing_time - orders.processing_time).total_seconds()
+    assert f"input orders (sales.orders.orders): consumed processing time {orders.processing_time.isoformat()}" in out
+    assert f"lag {lag:.0f} s; the same upstream version as the publish before" in out

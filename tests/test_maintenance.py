@@ -17,14 +17,16 @@ PORT = "geography.nations.nations"
 
 def test_a_second_mesh_run_waits_and_says_for_whom(fresh_home):
     prepare_home()
+    done = fresh_home / "first-run-done"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom platform_resources.maintenance import mesh_lock\n"
-        "with mesh_lock(print):\n    print('holding', flush=True)\n    time.sleep(3)\n")],
+        "import sys, time\nfrom pathlib import Path\nfrom platform_resources.maintenance import mesh_lock\n"
+        f"with mesh_lock(print):\n    print('holding', flush=True)\n    time.sleep(3)\n    Path({str(done)!r}).touch()\n")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "MESH_HOME": str(fresh_home)})
     assert holder.stdout.readline().strip() == "holding"
     said = []
     with maintenance.mesh_lock(said.append):
-        assert holder.poll() is not None  # acquired only once the first run let go
+        assert done.exists()  # acquired only once the first run had finished its work and let go
+    holder.wait()
     assert said == [said[0]] and f"mesh run (pid {holder.pid}," in said[0] and "waiting" in said[0]
 
 

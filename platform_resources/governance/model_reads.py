@@ -23,6 +23,7 @@ from sqlglot import exp
 from platform_resources.governance.context import ProductContext
 from platform_resources.governance.policy import Violation, policy
 from platform_resources.manifest import Manifest
+from platform_resources.registry import Registry
 
 Relation = tuple[str, str]  # (schema, name), lower case; DuckDB's default schema is main
 FILE_FUNCTIONS = ("read_", "glob", "sniff_csv", "parquet_", "iceberg_", "delta_scan", "duckdb_secrets")
@@ -81,7 +82,7 @@ def _render(node: Mapping[str, Any], dbt_manifest: Mapping[str, Any]) -> str | N
                "var": lambda name, default=None: default if default is not None else name}
     try:
         return env.from_string(node["raw_code"]).render(context)
-    except jinja2.TemplateError:
+    except Exception:  # noqa: BLE001  any Jinja this cannot render (a macro, an unusual call) is checked compiled
         return None
 
 
@@ -181,7 +182,7 @@ def models_read_only_declared_inputs(ctx: ProductContext, params: dict[str, Any]
         yield Violation(message, ("input_ports",))
 
 
-def leaks_at_publish(registry, manifest: Manifest, run_id: str) -> list[str]:
+def leaks_at_publish(registry: Registry, manifest: Manifest, run_id: str) -> list[str]:
     """What the SQL dbt ran for this product (in run `run_id`, else its latest dbt run) read beyond its inputs."""
     from platform_resources import dbt
 

@@ -52,16 +52,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from platform_resources.access import Reader, read_port
+    from platform_resources.access import Reader, authorize, read_port
     from platform_resources.ports import PROCESSING_TIME_COLUMN
     from platform_resources.registry import load_registry
 
     prepare_home()
     as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
     registry = load_registry()
+    reader = Reader.claimed(args.as_consumer)
     if args.consistent:
+        authorize(registry, args.port, reader)  # the product's history is the port's data too: access first
         as_of = _consistent_as_of(registry, args.port, as_of)
-    served, version = read_port(registry, args.port, Reader.claimed(args.as_consumer), as_of=as_of, limit=args.limit)
+    served, version = read_port(registry, args.port, reader, as_of=as_of, limit=args.limit)
     import duckdb
 
     if args.format == "json":

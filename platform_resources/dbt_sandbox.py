@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
+from platform_resources.sql_sandbox import literal
+
 READABLE_FILES = "MESH_DBT_READABLE_FILES"  # a JSON list, set by the platform for one dbt invocation
 DOMAIN = "MESH_DBT_DOMAIN"
 
@@ -24,7 +26,7 @@ def environment(domain: str, readable_files: Iterable[str]) -> dict[str, str]:
 
 
 def _literal_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(map(literal, paths)) + "]"
 
 
 def lock_down(conn: DuckDBPyConnection, readable_files: list[str]) -> None:

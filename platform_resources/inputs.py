@@ -10,6 +10,7 @@ from platform_resources.access import AccessDenied, Reader, open_port
 from platform_resources.dbt import input_schema
 from platform_resources.home import domain_duckdb_path
 from platform_resources.registry import Registry
+from platform_resources.sql_sandbox import literal
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: 
         con.execute(f"drop {'view' if existing[0] == 'VIEW' else 'table'} {relation}")
     files = ports.local_data_files(port_id, version)
     if files:
-        file_list = ", ".join(f"'{f}'" for f in files)
+        file_list = ", ".join(literal(f) for f in files)
         con.execute(f"create view {relation} as select * from read_parquet([{file_list}])")
     else:
         data = ports.scan_version(port_id, version)

@@ -20,6 +20,7 @@ from platform_resources.home import mesh_home
 
 ORPHAN_GRACE_SECONDS = 3600  # a publish in progress has written its files but not committed them yet
 BATCH_TAG = "mesh/batch"  # every run `mesh run` launches carries it
+STARTING_GRACE_SECONDS = 600  # a run younger than this may still be starting its worker
 
 
 @contextmanager
@@ -62,9 +63,13 @@ def fail_abandoned_runs(instance) -> list[str]:
     unfinished = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.NOT_STARTED,
                   DagsterRunStatus.CANCELING]
     failed = []
-    for run in instance.get_runs(RunsFilter(statuses=unfinished)):
+    for record in instance.get_run_records(RunsFilter(statuses=unfinished)):
+        run = record.dagster_run
         if BATCH_TAG not in run.tags:
             continue
+        if run.status in (DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING) and \
+                time.time() - record.create_timestamp.timestamp() < STARTING_GRACE_SECONDS:
+            continue  # a run being launched now (a re-execution from the UI, say) has no worker pid yet
         starts = instance.all_logs(run.run_id, of_type={DagsterEventType.RUN_START, DagsterEventType.ENGINE_EVENT})
         if any(_alive(entry.dagster_event.pid) for entry in starts if entry.dagster_event):
             continue

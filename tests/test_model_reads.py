@@ -103,6 +103,10 @@ def test_the_dbt_sandbox_opens_only_the_files_it_was_given(tmp_path):
     ("select * from other_db.main.m", {None}),
     ("select * from read_parquet('x.parquet')", {None}),
     ("select (select count(*) from glob('*')) as n", {None}),
+    ("select * from query_table('crm_customers.customer_contacts')", {None}),  # a relation by name, in a string
+    ("select * from query('select * from crm_customers.customer_contacts')", {None}),
+    ("select * from duckdb_tables()", {None}),
+    ("select * from range(3)", set()),  # rows made of values are fine
     ("select * from (selec 1", {None}),
 ])
 def test_reads_of_names_every_relation_and_file_function(sql, reads):

@@ -26,7 +26,11 @@ from platform_resources.manifest import Manifest
 from platform_resources.registry import Registry
 
 Relation = tuple[str, str]  # (schema, name), lower case; DuckDB's default schema is main
-FILE_FUNCTIONS = ("read_", "glob", "sniff_csv", "parquet_", "iceberg_", "delta_scan", "duckdb_secrets")
+# Functions that read files, or other relations by name (query_table, query): never in a model's SQL.
+READING_FUNCTIONS = ("read_", "glob", "sniff_csv", "parquet_", "iceberg_", "delta_scan", "duckdb_", "query",
+                     "getvariable", "current_setting")
+# The only table functions a model may call: they make rows out of values, not out of relations or files.
+VALUE_TABLE_FUNCTIONS = {"unnest", "range", "generate_series"}
 
 
 @dataclass(frozen=True)
@@ -54,17 +58,26 @@ def reads_of(model: str, sql: str, database: str) -> list[Read]:
     for statement in statements:
         ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
         for function in statement.find_all(exp.Func):
-            name = (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
-            if name.startswith(FILE_FUNCTIONS) or name.endswith("_scan"):
+            name = _function_name(function)
+            if name.startswith(READING_FUNCTIONS) or name.endswith("_scan"):
                 reads.append(Read(model, f"{name}(...)", None))
         for table in statement.find_all(exp.Table):
-            if isinstance(table.this, exp.Func) or not table.name:
-                continue  # a table function: reported above when it reads files
+            if isinstance(table.this, exp.Func):
+                name = _function_name(table.this)
+                if name not in VALUE_TABLE_FUNCTIONS and not name.startswith(READING_FUNCTIONS):
+                    reads.append(Read(model, f"table function {name}(...)", None))  # allow-listed, not deny-listed
+                continue
+            if not table.name:
+                continue
             if not table.db and not table.catalog and table.name.lower() in ctes:
                 continue
             relation = _relation(table, database)
             reads.append(Read(model, table.sql(dialect="duckdb"), relation))
     return reads
+
+
+def _function_name(function: exp.Func) -> str:
+    return (function.name if isinstance(function, exp.Anonymous) else function.sql_name()).lower()
 
 
 def _render(node: Mapping[str, Any], dbt_manifest: Mapping[str, Any]) -> str | None:

@@ -100,10 +100,8 @@ def remove_orphan_files(older_than_seconds: float = ORPHAN_GRACE_SECONDS) -> Orp
             if location.scheme not in ("", "file"):
                 sweep.skipped.append(".".join(identifier))
                 continue
-            files = table.inspect.all_files()["file_path"].to_pylist() if table.metadata.snapshots else []
-            referenced = {urlparse(path).path for path in files}
-            for file in Path(location.path, "data").rglob("*"):
-                if file.is_file() and str(file) not in referenced and file.stat().st_mtime < cutoff:
-                    file.unlink()
-                    sweep.removed.append(str(file))
+            referenced = {urlparse(path).path for path in ports.referenced_files(table)}
+            stale = {str(file) for file in Path(location.path, "data").rglob("*")
+                     if file.is_file() and str(file) not in referenced and file.stat().st_mtime < cutoff}
+            sweep.removed += ports.delete_local_files(table, stale)
     return sweep

@@ -406,14 +406,14 @@ def _expire(table: Table, retention: Retention | None, now: datetime) -> Expiry:
     # Also the snapshots without a processing time before the epoch (the first of a two-snapshot publish of old).
     doomed = [s.snapshot_id for s in table.metadata.snapshots
               if s.snapshot_id not in keep_ids and s.timestamp_ms < oldest_kept_ms]
-    before = _referenced_files(table)
+    before = referenced_files(table)
     table.maintenance.expire_snapshots().by_ids(doomed).commit()
     table.refresh()
-    removed = _delete_local(table, before - _referenced_files(table))
+    removed = delete_local_files(table, before - referenced_files(table))
     return Expiry([v for v in history if v not in kept], removed, epoch)
 
 
-def _referenced_files(table: Table) -> set[str]:
+def referenced_files(table: Table) -> set[str]:
     """Every manifest list, manifest and live data file of the table's snapshots."""
     files: set[str] = set()
     seen_manifests: set[str] = set()
@@ -429,7 +429,7 @@ def _referenced_files(table: Table) -> set[str]:
     return files
 
 
-def _delete_local(table: Table, paths: set[str]) -> list[str]:
+def delete_local_files(table: Table, paths: set[str]) -> list[str]:
     """Delete the files that are local and inside the table's own folder; any other is left alone."""
     location = urlparse(table.location())
     if location.scheme not in ("", "file"):

@@ -154,30 +154,32 @@ def _key(relation_name: str) -> Relation:
     return ((table.db or "main").lower(), table.name.lower())
 
 
-def rendered_sql(dbt_manifest: Mapping[str, Any]) -> dict[str, str | None]:
-    return {name: _render(node, dbt_manifest) for name, node in _model_nodes(dbt_manifest).items()}
-
-
 def compiled_sql(dbt_manifest: Mapping[str, Any]) -> dict[str, str | None]:
-    """The SQL dbt ran (a run's manifest.json), else the model as written."""
+    """The SQL dbt ran (a run's manifest.json), else the model as written (a prepared manifest has no compiled
+    SQL: `mesh validate` and the code location check the models as written)."""
     return {name: node.get("compiled_code") or _render(node, dbt_manifest)
             for name, node in _model_nodes(dbt_manifest).items()}
 
 
-def run_manifest(project_dir: Path, step: str, run_id: str) -> dict[str, Any] | None:
+def run_manifest_path(project_dir: Path, step: str, run_id: str) -> Path | None:
     """The manifest.json of the dbt invocation of `step` in run `run_id` (dagster-dbt's target path), else the
     latest one of the step; None if dbt never ran here."""
     target = project_dir / "target"
     found = sorted(target.glob(f"{step}-{run_id[:7]}-*/manifest.json")) or \
         sorted(target.glob(f"{step}-*/manifest.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(found[-1].read_text()) if found else None
+    return found[-1] if found else None
+
+
+def _project_sql(path: Path) -> tuple[dict[str, Any], dict[str, str | None]]:
+    return _project_sql_at(str(path), path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=32)
-def _rendered_project(path: str, mtime_ns: int) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """A prepared dbt manifest and its models' SQL, once per version of the file (policies run per product)."""
+def _project_sql_at(path: str, mtime_ns: int) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """A dbt manifest and its models' SQL (compiled where dbt ran them, else as written), once per version of the
+    file: policies run per product, the publish check per port."""
     dbt_manifest = json.loads(Path(path).read_text())
-    return dbt_manifest, rendered_sql(dbt_manifest)
+    return dbt_manifest, compiled_sql(dbt_manifest)
 
 
 @policy("MESH-ACC-003", "A product's dbt models read only its declared inputs",
@@ -189,8 +191,7 @@ def models_read_only_declared_inputs(ctx: ProductContext, params: dict[str, Any]
     domain = ctx.registry.domains.get(ctx.location)
     if domain is None or not domain.is_local or dbt.missing_project(domain) or not dbt.manifest_path(domain).exists():
         return
-    path = dbt.manifest_path(domain)
-    dbt_manifest, sql = _rendered_project(str(path), path.stat().st_mtime_ns)
+    dbt_manifest, sql = _project_sql(dbt.manifest_path(domain))
     for message in undeclared_reads(ctx.manifest, dbt_manifest, sql, ctx.location):
         yield Violation(message, ("input_ports",))
 
@@ -202,6 +203,8 @@ def leaks_at_publish(registry: Registry, manifest: Manifest, run_id: str) -> lis
     domain = registry.domains[manifest.domain]
     if dbt.missing_project(domain):
         return []
-    dbt_manifest = run_manifest(domain.dbt_project, f"{manifest.domain}_dbt_models", run_id) or \
-        dbt.load_manifest_json(domain)
-    return list(undeclared_reads(manifest, dbt_manifest, compiled_sql(dbt_manifest), manifest.domain))
+    path = run_manifest_path(domain.dbt_project, f"{manifest.domain}_dbt_models", run_id) or dbt.manifest_path(domain)
+    if not path.exists():
+        dbt.load_manifest_json(domain)  # raises: the project was never prepared, says how to fix it
+    dbt_manifest, sql = _project_sql(path)
+    return list(undeclared_reads(manifest, dbt_manifest, sql, manifest.domain))

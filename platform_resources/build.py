@@ -2,7 +2,7 @@
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dagster import (
     AssetExecutionContext,
@@ -183,11 +183,11 @@ def _report_failed_models(context: AssetExecutionContext, domain: str, products:
         errors = _first_line(error.split("Errors parsed from dbt logs:", 1)[-1]) if "Errors parsed" in error else \
             "see the dbt output in this step's logs"
         raise Failure(description=f"dbt could not build the models of {domain}: {errors}")
-    built = {r["unique_id"] for r in results if r["status"] == "success"}
+    status = {r["unique_id"]: r["status"] for r in results}
     for manifest in products:
         for port in manifest.output_ports:
             node_id = f"model.{run_manifest['metadata'].get('project_name', domain)}.{port.dbt_model}"
-            if node_id in built or not any(r["unique_id"] == node_id for r in results):
+            if status.get(node_id, "success") == "success":  # built, or not in this build (excluded)
                 continue
             causes = _failed_upstream(node_id, run_manifest, failed)
             why = "; ".join(f"{cause.split('.', 2)[-1]} failed: {failed[cause]}" for cause in causes) or "dbt skipped it"
@@ -216,15 +216,17 @@ def _first_line(message: str | None) -> str:
 
 def _emit_model_lineage(dagster_run: DagsterRun, domain: str, registry: Registry, translator: dbt.MeshDbtTranslator,
                         invocation: DbtCliInvocation) -> None:
-    try:
-        emit_model_runs(dagster_run, domain, translator,
-                        invocation.get_artifact("manifest.json"), invocation.get_artifact("run_results.json"))
-    except Exception as exc:  # lineage never fails a data run
-        logging.getLogger(__name__).warning("no lineage for the dbt models of %s: %s", domain, exc)
+    _never_failing("dbt models", domain, lambda: emit_model_runs(
+        dagster_run, domain, translator, invocation.get_artifact("manifest.json"),
+        invocation.get_artifact("run_results.json")))
 
 
 def _emit_input_lineage(dagster_run: DagsterRun, domain: str, loaded: list, team_owners: list[str]) -> None:
+    _never_failing("input port loads", domain, lambda: emit_input_loads(dagster_run, domain, loaded, team_owners))
+
+
+def _never_failing(what: str, domain: str, emit: Callable[[], None]) -> None:
     try:
-        emit_input_loads(dagster_run, domain, loaded, team_owners)
+        emit()
     except Exception as exc:  # lineage never fails a data run
-        logging.getLogger(__name__).warning("no lineage for the input port loads of %s: %s", domain, exc)
+        logging.getLogger(__name__).warning("no lineage for the %s of %s: %s", what, domain, exc)

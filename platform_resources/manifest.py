@@ -345,6 +345,44 @@ class Retention(_Model):
         return self
 
 
+MAX_STATIC_PARTITIONS = 10_000  # Dagster keeps every key of a static partitioning in the definition
+
+
+class Partitioning(_Model):
+    """How a port is split into partitions published one at a time: by day or month of a date column (usually the
+    actual time), or by the values of a column. It becomes the port's Dagster PartitionsDefinition (and its dbt
+    models'), and its Iceberg table's partition spec."""
+
+    by: Literal["day", "month", "value"]
+    column: str | None = Field(default=None, description="the partition column; defaults to the port's actual_time")
+    start: date | None = Field(default=None, description="by day or month: the first partition, like 1992-01-01")
+    end: date | None = Field(default=None, description="by day or month: the end (exclusive); none: up to today")
+    values: list[str] = Field(default_factory=list, description="by value: every partition, one per value")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Partitioning":
+        if self.by == "value":
+            if self.start or self.end:
+                raise ValueError("start and end are for partitioning by day or month; by value lists its values")
+            if not self.values or len(self.values) > MAX_STATIC_PARTITIONS:
+                raise ValueError(f"partitioning by value needs 'values:', the list of partitions (1 to "
+                                 f"{MAX_STATIC_PARTITIONS:,}), like [EUROPE, ASIA]")
+            if duplicates := _repeated(self.values):
+                raise ValueError(f"partition values {duplicates} are listed twice; list each once")
+            return self
+        if self.values:
+            raise ValueError(f"values are for partitioning by value; by {self.by} takes start (and end)")
+        if self.start is None:
+            raise ValueError(f"partitioning by {self.by} needs 'start:', the first partition's date, like 1992-01-01")
+        if self.by == "month" and self.start.day != 1:
+            raise ValueError(f"start {self.start} is not the first day of a month; monthly partitions start on the 1st, "
+                             f"like {self.start.replace(day=1)}")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end} is not after start {self.start}; end is the first date after the last "
+                             "partition")
+        return self
+
+
 class OutputPort(_Model):
     name: str = Field(pattern=rf"^{NAME}$")
     description: str = ""
@@ -357,10 +395,17 @@ class OutputPort(_Model):
     approved_access: list[AccessApproval] = Field(default_factory=list)
     may_be_empty: bool = Field(default=False, description="publishing zero rows is allowed (policy MESH-DATA-004)")
     retention: Retention | None = Field(default=None, description="older versions to keep; none: keep every version")
+    partitioning: Partitioning | None = Field(default=None, description="publish the port a partition at a time")
 
     @property
     def dbt_model(self) -> str:
         return self.model or self.name
+
+    @property
+    def partition_column(self) -> str | None:
+        if self.partitioning is None:
+            return None
+        return self.partitioning.column or self.actual_time
 
     def approves(self, consumer: str | None) -> bool:
         """The producer's half of access to a restricted port: the consumer is on approved_access."""
@@ -397,6 +442,27 @@ class OutputPort(_Model):
         unknown = [c for c in (value.completeness.columns if value.completeness else {}) if contract and c not in names]
         if unknown:
             raise ValueError(f"completeness columns {unknown} are not declared columns {names}; use declared columns")
+        return value
+
+    @field_validator("partitioning")
+    @classmethod
+    def _partition_column_fits(cls, value: Partitioning | None, info: ValidationInfo) -> Partitioning | None:
+        contract, actual_time = info.data.get("contract"), info.data.get("actual_time")
+        if value is None or contract is None:
+            return value
+        column = value.column or actual_time
+        if column in (None, "snapshot"):
+            raise ValueError("partitioning needs a column: set 'column:' (the actual_time is 'snapshot')")
+        declared = {c.name: c for c in contract.columns}
+        if column not in declared:
+            raise ValueError(f"partition column '{column}' is not a declared column {list(declared)}; name one")
+        wanted = ("date", "timestamp", "timestamptz") if value.by != "value" else ("varchar", "integer", "bigint")
+        if declared[column].type not in wanted:
+            raise ValueError(f"partition column '{column}' is a {declared[column].type} column; partitioning by "
+                             f"{value.by} needs a {' or '.join(wanted)} column")
+        if declared[column].nullable:
+            raise ValueError(f"partition column '{column}' is nullable: a row without a value is in no partition; "
+                             "declare it 'nullable: false'")
         return value
 
     @field_validator("approved_access")

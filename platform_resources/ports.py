@@ -35,6 +35,7 @@ from platform_resources.home import create_tolerating_others, mesh_home, postgre
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Retention
+    from platform_resources.partitions import PartitionWindow
 
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
@@ -46,6 +47,7 @@ CONTRACT_VERSION_PROPERTY = "mesh.contract-version"
 CONTRACT_PROPERTY = "mesh.contract"  # the served contract as JSON, for the breaking-change check at the next publish
 RUN_ID_PROPERTY = "mesh.run-id"  # the Dagster run that published the version
 RETENTION_PROPERTY = "mesh.retention"  # the port's declared retention, as the manifest says it, for the time-travel error
+PARTITIONS_PROPERTY = "mesh.partitions"  # on a partition publish's snapshot: the partitions it replaced
 
 
 class PortNotPublishedError(LookupError):
@@ -54,6 +56,10 @@ class PortNotPublishedError(LookupError):
 
 class TimeTravelError(LookupError):
     pass
+
+
+class PartitionPublishError(ValueError):
+    """A partition publish that would not leave the port's other partitions as they were."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class PublishResult:
     first_publish: bool
     expired: int = 0  # older versions the port's retention expired at this publish
     epoch: datetime | None = None  # the processing time of the oldest version retained after it
+    total_rows: int | None = None  # every row the port serves after it (more than `rows` for a partition publish)
 
 
 @functools.cache
@@ -167,10 +174,15 @@ def served_stamp(port_id: str) -> Stamp | None:
 
 
 def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None,
-            stamp: Stamp = Stamp(), retention: Retention | None = None) -> PublishResult:
+            stamp: Stamp = Stamp(), retention: Retention | None = None,
+            window: PartitionWindow | None = None) -> PublishResult:
     """Replace what the port serves with `data` in one atomic Iceberg commit of one snapshot, stamped with a new
     processing time. The port then serves exactly data's columns; older versions keep theirs, for as long as
-    `retention` says (every one without it): expire_versions runs right after the commit."""
+    `retention` says (every one without it): expire_versions runs right after the commit.
+
+    A partitioned port publishes with the `window` of partitions it replaces, and its table is partitioned the same
+    way (an Iceberg partition spec on the window's column). A window of some of the partitions replaces those only:
+    `data` must lie inside them and keep the served schema."""
     required, key = _contract_fields(data, stamp)
     data = data.cast(pa.schema([f.with_nullable(False) if f.name in required else f for f in data.schema],
                                metadata=data.schema.metadata))
@@ -183,22 +195,74 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
         # Create only when missing: pyiceberg writes a metadata file before it finds that a table exists.
         catalog().create_namespace_if_not_exists(namespace)
         table = catalog().create_table_if_not_exists((namespace, name), schema=schema, properties={"mesh.port-id": port_id})
+    partial = window if window is not None and not window.whole else None
+    if partial is not None:
+        _refuse_rows_outside(port_id, data, partial)
     history = _versions_of(table)
     processing_time = _next_processing_time(history[-1].processing_time if history else None)
     stamped = data.append_column(schema.field(PROCESSING_TIME_COLUMN),
                                  pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
     with table.transaction() as tx:
+        if partial is not None:
+            _refuse_schema_change(port_id, tx, stamped.schema, partial)
         _serve_exactly(tx, stamped.schema, column_docs or {}, key)
         if versions_served := {k: v for k, v in stamp.properties().items()
                                if k in (PRODUCT_VERSION_PROPERTY, CONTRACT_VERSION_PROPERTY)}:
             tx.set_properties(versions_served)
         _stamp_retention(tx, table, retention)
-        _replace_data(tx, table, stamped, processing_time, stamp)
+        _partition_by(tx, window)
+        _replace_data(tx, table, stamped, processing_time, stamp, partial, port_id)
     # The committed transaction has refreshed `table`: no second catalog round trip.
-    snapshot_id = table.current_snapshot().snapshot_id
+    snapshot = table.current_snapshot()
     expiry = _expire(table, retention, processing_time)
-    return PublishResult(port_id, processing_time, snapshot_id, data.num_rows, f"{namespace}.{name}", table.location(),
-                         first_publish=not history, expired=len(expiry.expired), epoch=expiry.epoch)
+    total = snapshot.summary.additional_properties.get("total-records") if snapshot.summary else None
+    return PublishResult(port_id, processing_time, snapshot.snapshot_id, data.num_rows, f"{namespace}.{name}",
+                         table.location(), first_publish=not history, expired=len(expiry.expired), epoch=expiry.epoch,
+                         total_rows=int(total) if total is not None else None)
+
+
+def _refuse_rows_outside(port_id: str, data: pa.Table, window: PartitionWindow) -> None:
+    from platform_resources.partitions import sql_predicate
+
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("staged", data)
+        outside = con.execute(f"select count(*) from staged where not coalesce({sql_predicate(window)}, false)").fetchone()[0]
+    if outside:
+        raise PartitionPublishError(f"{outside:,} of the {data.num_rows:,} rows published to {port_id} for partitions "
+                                    f"{window.label} lie outside them (by {window.column}); publish only their rows")
+
+
+def _refuse_schema_change(port_id: str, tx: Transaction, schema: pa.Schema, window: PartitionWindow) -> None:
+    """Partitions published alone keep the others' schema: a change of columns or types needs every partition."""
+    served = tx.table_metadata.schema()
+    wanted = Catalog._convert_schema_if_needed(schema)
+    if [(f.name, f.field_type) for f in served.fields] != [(f.name, f.field_type) for f in wanted.fields]:
+        raise PartitionPublishError(
+            f"publishing partitions {window.label} of {port_id} would change its columns or types, and its other "
+            f"partitions would keep the old ones; publish every partition to change the schema (mesh run without "
+            f"--partitions)")
+
+
+def _partition_by(tx: Transaction, window: PartitionWindow | None) -> None:
+    """Make the table's partition spec the window's partitioning (none for an unpartitioned port). Files written
+    before keep their own spec; a publish of some partitions refuses to replace them (_partition_files)."""
+    from pyiceberg.transforms import DayTransform, IdentityTransform, MonthTransform
+
+    from platform_resources.partitions import transform_name
+
+    schema, spec = tx.table_metadata.schema(), tx.table_metadata.spec()
+    current = [(schema.find_column_name(f.source_id), str(f.transform)) for f in spec.fields]
+    wanted = [] if window is None else [(window.column, transform_name(window.by))]
+    if current == wanted:
+        return
+    transforms = {"day": DayTransform, "month": MonthTransform, "identity": IdentityTransform}
+    with tx.update_spec() as update:
+        for existing in spec.fields:
+            update.remove_field(existing.name)
+        for column, transform in wanted:
+            update.add_field(column, transforms[transform](), f"{column}_{transform}")
 
 
 def _contract_fields(data: pa.Table, stamp: Stamp) -> tuple[set[str], list[str]]:
@@ -300,21 +364,64 @@ class _StampedOverwrite(_OverwriteFiles):
                      if isinstance(u, AddSnapshotUpdate) else u for u in updates), requirements
 
 
-def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_time: datetime, stamp: Stamp) -> None:
-    """One snapshot that removes every data file of the version served now and adds the new version's files."""
+def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_time: datetime, stamp: Stamp,
+                  window: PartitionWindow | None = None, port_id: str = "") -> None:
+    """One snapshot that removes the data files of the version served now (those of `window`'s partitions only,
+    when given) and adds the new version's files."""
     _check_pyarrow_schema_compatible(  # as pyiceberg's own append checks
         tx.table_metadata.schema(), provided_schema=stamped.schema, format_version=tx.table_metadata.format_version,
         downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False)
     properties = {PROCESSING_TIME_PROPERTY: processing_time.isoformat(), **stamp.properties()}
+    if window is not None:
+        properties[PARTITIONS_PROPERTY] = window.label
     with _StampedOverwrite(tx, table.io, processing_time, properties) as snapshot:
-        snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
-        if table.current_snapshot() is not None:
-            for task in table.scan().plan_files():
-                snapshot.delete_data_file(task.file)
+        if window is None:
+            snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
+            replaced = [task.file for task in table.scan().plan_files()] if table.current_snapshot() else []
+        else:
+            from platform_resources.partitions import iceberg_filter
+
+            snapshot.delete_by_predicate(iceberg_filter(window))  # only the manifests of these partitions change
+            replaced = _partition_files(tx, table, window, port_id)
+        for data_file in replaced:
+            snapshot.delete_data_file(data_file)
         if stamped.num_rows:
             for data_file in _dataframe_to_data_files(table_metadata=tx.table_metadata, df=stamped, io=table.io,
                                                       write_uuid=snapshot.commit_uuid):
                 snapshot.append_data_file(data_file)
+
+
+def _partition_files(tx: Transaction, table: Table, window: PartitionWindow, port_id: str) -> list:
+    """The served data files of the window's partitions. Each must hold those partitions only, under the table's
+    partition spec: a file written before the port was partitioned this way also holds other partitions' rows."""
+    if table.current_snapshot() is None:
+        return []
+    spec = tx.table_metadata.spec()
+    inside = _partition_values(window)
+    files = [task.file for task in table.scan(row_filter=_bound_filter(window)).plan_files()]
+    misfits = [f for f in files if f.spec_id != spec.spec_id or f.partition[0] not in inside]
+    if misfits:
+        raise PartitionPublishError(
+            f"{port_id} holds data written before it was partitioned by {window.by} of {window.column} "
+            f"({len(misfits)} files); publish every partition once (mesh run without --partitions), then one at a time")
+    return files
+
+
+def _bound_filter(window: PartitionWindow):
+    from platform_resources.partitions import iceberg_filter
+
+    return iceberg_filter(window)
+
+
+def _partition_values(window: PartitionWindow) -> set:
+    """The window's partitions as Iceberg stores them in a data file: days or months since 1970, or the values."""
+    if window.by == "value":
+        return set(window.values) | {int(v) for v in window.values if v.lstrip("-").isdigit()}
+    epoch = datetime(1970, 1, 1).date()
+    if window.by == "day":
+        return set(range((window.start - epoch).days, (window.end - epoch).days))
+    months = lambda d: (d.year - 1970) * 12 + d.month - 1  # noqa: E731
+    return set(range(months(window.start), months(window.end)))
 
 
 def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
@@ -336,18 +443,21 @@ def resolve_version(port_id: str, as_of: datetime | None = None) -> PortVersion:
     return served[-1]
 
 
-def scan_version(port_id: str, version: PortVersion, limit: int | None = None) -> pa.Table:
-    """The rows of a version, in the columns that version was published with (pyiceberg scans a snapshot with the
-    schema recorded on it, not the table's current one)."""
-    return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit).to_arrow()
+def scan_version(port_id: str, version: PortVersion, limit: int | None = None,
+                 window: PartitionWindow | None = None) -> pa.Table:
+    """The rows of a version (of `window`'s partitions only, when given), in the columns that version was published
+    with (pyiceberg scans a snapshot with the schema recorded on it, not the table's current one)."""
+    row_filter = _bound_filter(window) if window is not None else AlwaysTrue()
+    return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit, row_filter=row_filter).to_arrow()
 
 
-def local_data_files(port_id: str, version: PortVersion) -> list[str] | None:
-    """The local Parquet files that make up a version, or None when it cannot be read as plain files
-    (remote storage, or delete files that must be applied). A publish writes every file of its version, so the
-    files hold exactly that version's columns."""
+def local_data_files(port_id: str, version: PortVersion, window: PartitionWindow | None = None) -> list[str] | None:
+    """The local Parquet files that make up a version (that may hold rows of `window`'s partitions, when given), or
+    None when it cannot be read as plain files (remote storage, or delete files that must be applied). A publish
+    of every partition writes every file of its version, so the files hold exactly that version's columns."""
     paths = []
-    for task in _load_table(port_id).scan(snapshot_id=version.snapshot_id).plan_files():
+    row_filter = _bound_filter(window) if window is not None else AlwaysTrue()
+    for task in _load_table(port_id).scan(snapshot_id=version.snapshot_id, row_filter=row_filter).plan_files():
         if task.delete_files or not task.file.file_path.startswith("file://"):
             return None
         paths.append(task.file.file_path.removeprefix("file://"))

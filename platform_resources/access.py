@@ -141,7 +141,18 @@ def open_port(registry: Registry, port_id: str, consumer: str | None | Reader, a
 
 
 def read_port(registry: Registry, port_id: str, consumer: str | None | Reader, as_of: datetime | None = None,
-              limit: int | None = None) -> tuple[pa.Table, ports.PortVersion]:
-    """What the port served at `as_of` (latest when None), after the access check."""
+              limit: int | None = None, partition: str | None = None) -> tuple[pa.Table, ports.PortVersion]:
+    """What the port served at `as_of` (latest when None), after the access check; with `partition` (a key, a
+    date, a month or a range FROM..TO), the rows of those partitions only."""
+    window = _partition_window(registry, port_id, partition) if partition else None
     version = open_port(registry, port_id, consumer, as_of)
-    return ports.scan_version(port_id, version, limit), version
+    return ports.scan_version(port_id, version, limit, window), version
+
+
+def _partition_window(registry: Registry, port_id: str, text: str):
+    from platform_resources.partitions import window_of_text
+
+    _, port = registry.port(port_id)
+    if port.partitioning is None:
+        raise ValueError(f"{port_id} is not partitioned; read it without --partition")
+    return window_of_text(port, text)

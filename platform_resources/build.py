@@ -1,8 +1,11 @@
 """build_domain: a domain's manifests + dbt project + Python assets -> dagster.Definitions (the component's work)."""
 
+import functools
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from dagster import (
     AssetExecutionContext,
@@ -12,6 +15,7 @@ from dagster import (
     AssetSelection,
     AssetSpec,
     AutomationConditionSensorDefinition,
+    BackfillPolicy,
     DefaultSensorStatus,
     Definitions,
     Failure,
@@ -33,6 +37,9 @@ from platform_resources.lineage.executor import DomainJobs, lineage_executor
 from platform_resources.lineage.input_loads import emit_input_loads
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.lineage.runs import DagsterRun
+from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.partitions import (PartitionWindow, dbt_vars, partitioned_port, partitions_def, same_partitions,
+                                          window_of_run)
 from platform_resources.port_asset import port_asset
 from platform_resources.redaction import redact_values, redacted_dbt_events
 from platform_resources.registry import Domain, Registry, domain_registry
@@ -53,7 +60,8 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
     products = registry.products_of(name)
     dbt_manifest = dbt.load_manifest_json(domain) if dbt.missing_project(domain) is None else None
     relations = dbt.model_relations(dbt_manifest) if dbt_manifest else {}
-    models = [_dbt_models(domain, registry, dbt_manifest)] if dbt_manifest else []
+    partitioning = DomainPartitioning.of(products)
+    models = _dbt_steps(domain, registry, dbt_manifest, partitioning) if dbt_manifest else []
     upstream = [*ingestion_assets(name, products), *models, *assets]
     graph = graph_of_assets(upstream)
     for manifest in products:
@@ -65,10 +73,13 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
         """Evaluated again at publish: a waiver may have expired since the code location loaded."""
         return evaluate(registry, asset_graphs={name: graph})
 
-    port_assets = [port_asset(registry, m, port, relations, report, current_policies)
+    port_assets = [port_asset(registry, m, port, relations, report, current_policies,
+                              partitioning.definition if partitioning.covers(port) else None)
                    for m in products for port in m.output_ports]
-    # A dormant or retired product's ports are not in the domain's job: `mesh run` leaves them alone.
-    resting = [AssetKey([m.domain, m.product, port.name]) for m in products if not m.processed for port in m.output_ports]
+    # A dormant or retired product's ports are not in the domain's job: `mesh run` leaves them alone; nor is a port
+    # partitioned unlike the domain's others (a job has one partitioning; MESH-PART-001 blocks its product).
+    resting = [AssetKey([m.domain, m.product, port.name]) for m in products for port in m.output_ports
+               if not m.processed or (port.partitioning and not partitioning.covers(port))]
     return Definitions(
         assets=[*upstream, *port_assets, *broken_manifest_specs(registry, name), *upstream_port_specs(registry, name)],
         jobs=[define_asset_job(f"{name}{DOMAIN_JOB_SUFFIX}", selection=AssetSelection.all() - AssetSelection.assets(*resting),
@@ -106,7 +117,10 @@ def upstream_port_specs(registry: Registry, domain: str) -> list[AssetSpec]:
                 key=AssetKey([up_domain, up_product, up_port]), group_name=up_domain, owners=producer.owner.dagster_owners,
                 kinds={"iceberg"}, description=f"Output port of {producer.id}, published by the {up_domain} code location "
                                                f"and read here as an input port.",
-                metadata={"mesh/port_id": input_port.source, "mesh/published_by": up_domain})
+                metadata={"mesh/port_id": input_port.source, "mesh/published_by": up_domain},
+                # Dagster maps the consumer's partitions onto the producer's (TimeWindowPartitionMapping by default).
+                partitions_def=partitions_def(port.partitioning) if (port := producer.output_port(up_port)) and
+                port.partitioning else None)
     return list(specs.values())
 
 
@@ -127,15 +141,56 @@ def broken_manifest_specs(registry: Registry, domain: str) -> list[AssetSpec]:
     return specs
 
 
-def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> AssetsDefinition:
+@dataclass(frozen=True)
+class DomainPartitioning:
+    """The one partitioning of a domain's partitioned ports (a Dagster job has one). A port partitioned otherwise is
+    left out of the job, and MESH-PART-001 blocks its product."""
+
+    port: OutputPort | None = None  # the port whose partitioning it is
+
+    @classmethod
+    def of(cls, products: list[Manifest]) -> "DomainPartitioning":
+        return cls(partitioned_port(products))
+
+    @functools.cached_property
+    def definition(self):
+        return partitions_def(self.port.partitioning) if self.port else None
+
+    def covers(self, port: OutputPort) -> bool:
+        return self.port is not None and port.partitioning is not None and \
+            same_partitions(port.partitioning, self.port.partitioning)
+
+
+def _dbt_steps(domain: Domain, registry: Registry, dbt_manifest: dict,
+               partitioning: DomainPartitioning) -> list[AssetsDefinition]:
+    """The domain's dbt models as one step, or two when some ports are partitioned: the models only partitioned
+    ports need run a partition window at a time (with its dates as dbt vars), the others whole."""
+    products = registry.products_of(domain.name)
+    partitioned = dbt.models_only_feeding(
+        dbt_manifest, {p.dbt_model for m in products for p in m.output_ports if partitioning.covers(p)},
+        {p.dbt_model for m in products for p in m.output_ports if not partitioning.covers(p)})
+    if not partitioned:
+        return [_dbt_models(domain, registry, dbt_manifest)]
+    return [_dbt_models(domain, registry, dbt_manifest, exclude=partitioned),
+            _dbt_models(domain, registry, dbt_manifest, only=partitioned, partitioning=partitioning)]
+
+
+def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict, *, only: list[str] | None = None,
+                exclude: list[str] | None = None, partitioning: DomainPartitioning | None = None) -> AssetsDefinition:
     products = registry.products_of(domain.name)
     translator = dbt.MeshDbtTranslator(domain.name, products)
+    # The upstream ports this step's models read; one step for the whole domain loads every declared input.
+    sources = dbt.sources_read(dbt_manifest, translator, only, exclude) if only or exclude else None
 
-    @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, name=f"{domain.name}_dbt_models",
-                project=dbt.project(domain), pool=dbt.duckdb_pool(domain.name))
+    @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, pool=dbt.duckdb_pool(domain.name),
+                name=f"{domain.name}_dbt_{'partitioned_' if partitioning else ''}models", project=dbt.project(domain),
+                select=" ".join(only) if only else "fqn:*", exclude=" ".join(exclude) if exclude else None,
+                partitions_def=partitioning.definition if partitioning else None,
+                backfill_policy=BackfillPolicy.single_run() if partitioning else None)
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, lineage: LineageResource) -> Iterator:
         os.environ["MESH_HOME"] = str(mesh_home())  # the platform's profile locates the domain's DuckDB through it
-        inputs = load_input_ports(registry, domain.name)
+        window = window_of_run(context, partitioning.port) if partitioning else None
+        inputs = load_input_ports(registry, domain.name, sources, window)
         _emit_input_lineage(lineage.dagster_run(context), domain.name, inputs.loaded, translator.owners)
         # The sandbox: dbt's DuckDB may open the files of the declared input ports and nothing else.
         os.environ.update(dbt_sandbox.environment(domain.name, (f for p in inputs.loaded for f in p.files)))
@@ -150,8 +205,10 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
             dbt_manifest, {p.dbt_model for m in products if m.processed and m.id not in inputs.unavailable
                            for p in m.output_ports})
         # A failed model stops only what it feeds: the others' outputs stream, the failures are reported per port.
-        invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else [])], context=context,
-                             raise_on_error=False)
+        if window is not None:
+            context.log.info(f"dbt builds partitions {window.label}")
+        invocation = dbt.cli(["build", *(["--exclude", " ".join(skipped)] if skipped else []), *_window_args(window)],
+                             context=context, raise_on_error=False)
         try:
             # dbt's log lines can quote a row's value; each model's column schema and lineage join its event.
             yield from with_model_metadata(redacted_dbt_events(invocation), lambda: model_metadata(
@@ -162,6 +219,14 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict) -> Asset
             _report_failed_models(context, domain.name, products, invocation)
 
     return _models
+
+
+def _window_args(window: PartitionWindow | None) -> list[str]:
+    """The partition window as dbt vars, as dagster-dbt documents partitioned dbt models; every partition of the
+    port at once rebuilds incremental models from scratch."""
+    if window is None:
+        return []
+    return ["--vars", json.dumps(dbt_vars(window)), *(["--full-refresh"] if window.whole else [])]
 
 
 NOT_PUBLISHED = "mesh/not_published"  # an observation of a port whose dbt model did not build, and why

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from platform_resources.runner import format_summary, run_mesh
 
     try:
-        summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print)
+        summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print, partitions=args.partitions)
     except KeyboardInterrupt:  # Ctrl-C: run_mesh has canceled its runs and stopped what it started
         print("mesh run: interrupted; the runs still going were canceled", file=sys.stderr)
         return 130
@@ -63,7 +63,7 @@ def _read(args: argparse.Namespace) -> int:
     if args.consistent:
         authorize(registry, args.port, reader)  # the product's history is the port's data too: access first
         as_of = _consistent_as_of(registry, args.port, as_of)
-    served, version = read_port(registry, args.port, reader, as_of=as_of, limit=args.limit)
+    served, version = read_port(registry, args.port, reader, as_of=as_of, limit=args.limit, partition=args.partition)
     import duckdb
 
     if args.format == "json":
@@ -73,6 +73,10 @@ def _read(args: argparse.Namespace) -> int:
     else:
         print(f"{args.port}: {served.num_rows} rows, processing time {version.processing_time.isoformat()}, "
               f"snapshot {version.snapshot_id}")
+        if args.partition and served.num_rows:  # each partition keeps the processing time of its own last publish
+            published = duckdb.sql(f'select min("{PROCESSING_TIME_COLUMN}"), max("{PROCESSING_TIME_COLUMN}") from served').fetchone()
+            print(f"partition {args.partition} published at {published[1].isoformat()}"
+                  + (f" (some rows at {published[0].isoformat()})" if published[0] != published[1] else ""))
         duckdb.sql(f'select * exclude ("{PROCESSING_TIME_COLUMN}") from served').show()
     return 0
 
@@ -326,6 +330,9 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize every data product, domain by domain in dependency order")
     run.add_argument("--scale", type=_positive_float, default=0.01, help="TPC-H scale of the sample operational systems (default 0.01)")
     run.add_argument("--domain", action="append", help="only this domain (repeatable)")
+    run.add_argument("--partitions", metavar="FROM..TO",
+                     help="partitioned ports publish only these partitions (a date, a month like 1995-03, or a range "
+                          "FROM..TO); the other ports publish whole. Default: every partition")
     run.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                      help="domains run at once when they do not depend on each other (default: 2 or the CPU count)")
     run.set_defaults(handler=_run)
@@ -335,6 +342,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     read.add_argument("--as-of", help="processing time (ISO 8601) to read the port as it was served then")
     read.add_argument("--consistent", action="store_true",
                       help="read the port as published by the latest run that published every port of its product")
+    read.add_argument("--partition", help="a partitioned port's partitions only: a key (1995-03-01), a month "
+                                          "(1995-03), a range FROM..TO, or values A,B")
     read.add_argument("--limit", type=_row_limit, help="at most this many rows")
     read.add_argument("--as", dest="as_consumer",
                       help="the product you read as (domain.product), for internal and restricted ports: a claim, "

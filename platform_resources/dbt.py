@@ -199,19 +199,41 @@ def load_manifest_json(domain: Domain) -> dict[str, Any]:
 
 def models_not_feeding(dbt_manifest: Mapping[str, Any], kept: set[str]) -> list[str]:
     """Names of the models that none of the `kept` models needs (a product without its inputs, a broken manifest)."""
-    nodes = {node_id: node for node_id, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
+    nodes = _models(dbt_manifest)
+    return sorted(nodes[n]["name"] for n in set(nodes) - _upstream(dbt_manifest, kept))
+
+
+def models_only_feeding(dbt_manifest: Mapping[str, Any], wanted: set[str], others: set[str]) -> list[str]:
+    """Names of the models the `wanted` models need (themselves included) that none of the `others` needs."""
+    nodes = _models(dbt_manifest)
+    return sorted(nodes[n]["name"] for n in _upstream(dbt_manifest, wanted) - _upstream(dbt_manifest, others))
+
+
+def _models(dbt_manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {node_id: node for node_id, node in dbt_manifest["nodes"].items() if node["resource_type"] == "model"}
+
+
+def _upstream(dbt_manifest: Mapping[str, Any], names: set[str]) -> set[str]:
+    """The node ids of the named models and of every model they read, directly or not."""
+    nodes = _models(dbt_manifest)
     by_name = {node["name"]: node_id for node_id, node in nodes.items()}
+    seen, stack = set(), [by_name[n] for n in names if n in by_name]
+    while stack:
+        node_id = stack.pop()
+        if node_id not in seen:
+            seen.add(node_id)
+            stack += [p for p in dbt_manifest["parent_map"].get(node_id, []) if p in nodes]
+    return seen
 
-    def upstream(names: set[str]) -> set[str]:
-        seen, stack = set(), [by_name[n] for n in names if n in by_name]
-        while stack:
-            node_id = stack.pop()
-            if node_id not in seen:
-                seen.add(node_id)
-                stack += [p for p in dbt_manifest["parent_map"].get(node_id, []) if p in nodes]
-        return seen
 
-    return sorted(nodes[n]["name"] for n in set(nodes) - upstream(kept))
+def sources_read(dbt_manifest: Mapping[str, Any], translator: "MeshDbtTranslator", only: list[str] | None,
+                 exclude: list[str] | None) -> set[str]:
+    """The upstream port ids the models read (`only` these models, or all but `exclude`)."""
+    models = [n for n in _models(dbt_manifest).values()
+              if (only is None or n["name"] in only) and n["name"] not in (exclude or ())]
+    sources = dbt_manifest.get("sources", {})
+    keys = {translator.get_asset_key(sources[s]) for m in models for s in m["depends_on"]["nodes"] if s in sources}
+    return {".".join(k.path) for k in keys if len(k.path) == 3 and k.path[1] != "internal"}
 
 
 class MeshDbtCliResource(DbtCliResource):

@@ -46,6 +46,11 @@ def partitions_def(partitioning: Partitioning):
     return kind(start_date=partitioning.start.strftime(KEY_FORMAT), end_date=end, timezone="UTC")
 
 
+def same_partitions(a: Partitioning, b: Partitioning) -> bool:
+    """Whether two partitionings have the same partitions (their columns may differ)."""
+    return (a.by, a.start, a.end, a.values) == (b.by, b.start, b.end, b.values)
+
+
 def window_of_keys(port: OutputPort, keys: list[str]) -> PartitionWindow:
     """The window of consecutive partition keys (or a set of values) of the port."""
     partitioning = port.partitioning
@@ -145,3 +150,25 @@ def dbt_vars(window: PartitionWindow) -> dict[str, object]:
 def transform_name(by: str) -> str:
     """The Iceberg partition transform of a partitioning."""
     return {"day": "day", "month": "month", "value": "identity"}[by]
+
+
+# The tags of a single-run backfill: one run publishes a range of partitions (BackfillPolicy.single_run).
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def partitioned_port(products: list) -> OutputPort | None:
+    """The port whose partitioning a domain's job runs (a job has one): the first declared, by product id."""
+    return next((port for m in sorted(products, key=lambda m: m.id) if m.processed
+                 for port in m.output_ports if port.partitioning), None)
+
+
+def run_tags(products: list, text: str | None) -> dict[str, str]:
+    """The partition range a domain's run publishes: every partition, or those `text` names (ValueError when it
+    names none); no tags for a domain without partitioned ports."""
+    port = partitioned_port(products)
+    if port is None:
+        return {}
+    keys = window_of_text(port, text).keys if text else all_keys(port.partitioning)
+    if not keys:
+        raise ValueError(f"{port.name} has no complete partition yet (it starts {port.partitioning.start})")
+    return {RANGE_START: keys[0], RANGE_END: keys[-1]}

@@ -14,9 +14,11 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    BackfillPolicy,
     Failure,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     asset,
 )
 
@@ -35,6 +37,7 @@ from platform_resources.lineage.facets import (assertions_facet, column_lineage,
                                                with_watermarks)
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
+from platform_resources.partitions import PartitionWindow, sql_predicate, window_of_run
 from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
@@ -97,8 +100,10 @@ def lifecycle_metadata(manifest: Manifest) -> dict:
 
 
 def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relations: dict[str, str],
-               report: PolicyReport, current_policies: Callable[[], PolicyReport]) -> AssetsDefinition:
-    """report: the static findings at load (metadata, tags); current_policies: the gate, evaluated at publish."""
+               report: PolicyReport, current_policies: Callable[[], PolicyReport],
+               partitions: PartitionsDefinition | None = None) -> AssetsDefinition:
+    """report: the static findings at load (metadata, tags); current_policies: the gate, evaluated at publish;
+    partitions: the port's, when it is published a partition window at a time (a range in one run)."""
     port_id = f"{manifest.id}.{port.name}"
     key = AssetKey([manifest.domain, manifest.product, port.name])
     model_key = dbt.internal_key(manifest.domain, port.dbt_model)
@@ -115,7 +120,8 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
            # A dormant or retired one processes nothing new.
            automation_condition=None if manifest.id in report.blocked or not manifest.processed
            else AutomationCondition.eager(),
-           code_version=port.contract.version or manifest.version, pool=dbt.duckdb_pool(manifest.domain))
+           code_version=port.contract.version or manifest.version, pool=dbt.duckdb_pool(manifest.domain),
+           partitions_def=partitions, backfill_policy=BackfillPolicy.single_run() if partitions else None)
     def _publish(context: AssetExecutionContext, lineage: LineageResource) -> Iterator:
         run = lineage.port_run(context, manifest, port.name)
         inputs = [(*naming.relation_dataset(manifest.domain, relations[port.dbt_model]), {})] \
@@ -154,6 +160,7 @@ class PublishAttempt:
     staged: pa.Table | None = None
     published: ports.PublishResult | None = None
     watermarks: dict[str, dict] = field(default_factory=dict)  # input port -> the upstream version it consumed
+    window: PartitionWindow | None = None  # the partitions it publishes; None for an unpartitioned port
 
 
 def _write_audit_publish(context: AssetExecutionContext, registry: Registry, manifest: Manifest, port: OutputPort,
@@ -169,14 +176,18 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     except Exception:
         yield from checks  # the port keeps serving its previous version: the checks say why
         raise
-    context.log.info(f"published {port_id}: {published.rows} rows, processing time {published.processing_time.isoformat()}")
+    window = attempt.window
+    where = f" of partitions {window.label}" if window and not window.whole else ""
+    context.log.info(f"published {port_id}: {published.rows} rows{where}, processing time "
+                     f"{published.processing_time.isoformat()}")
     input_rows = {p.name: ((metrics.latest(p.source) or {}).get("metrics") or {}).get("row_count")
                   for p in manifest.input_ports if p.source}
     if published.expired:
         context.log.info(f"retention ({ports.retention_text(port.retention)}) expired {published.expired} older "
                          f"versions of {port_id}; the epoch is now {published.epoch.isoformat()}")
     measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows,
-                           metrics.retained_records(port_id, published.epoch) if port.retention else None)
+                           metrics.retained_records(port_id, published.epoch) if port.retention else None,
+                           published.total_rows if where else None)
     results = slo.evaluate(port, measured)
     attempt.watermarks = metrics.mark_reconsumed(  # before this publish's record: compared with the one before
         consumed_watermarks(manifest.domain, {p.name: p.source for p in manifest.input_ports if p.source}),
@@ -193,6 +204,7 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
         "dagster/uri": published.location,
         **_metric_metadata(measured),
         **({"mesh/input_watermarks": MetadataValue.json(attempt.watermarks)} if attempt.watermarks else {}),
+        **({"mesh/partitions": window.label, "mesh/total_rows": published.total_rows} if window else {}),
     }, check_results=[*checks, *slo_checks])
 
 
@@ -214,7 +226,8 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
     if leaks:  # the SQL dbt ran read more than the product may: its result is never served
         raise Failure(description=f"{port_id} was not published: MESH-ACC-003 " + "; ".join(leaks))
     refuse_unannounced_breaking_change(registry, manifest, port, port_id)
-    attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model])
+    attempt.window = window_of_run(context, port) if context.assets_def.partitions_def else None
+    attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model], attempt.window)
     results = run_runtime_checks(manifest, port, attempt.staged)
     attempt.checks = [outcome for _, outcome in results]
     checks += [AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,
@@ -226,7 +239,8 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
         raise Failure(description=f"{port_id} failed blocking checks, nothing published; the port keeps serving "
                                   f"its previous version. " + "; ".join(f"{o.name}: {o.summary}" for o in failed))
     attempt.published = ports.publish(port_id, attempt.staged, {c.name: c.description for c in port.contract.columns},
-                                      publish_stamp(manifest, port, context.run.run_id), port.retention)
+                                      publish_stamp(manifest, port, context.run.run_id), port.retention,
+                                      attempt.window)
     return attempt.published
 
 
@@ -280,6 +294,8 @@ def _metric_metadata(measured: dict) -> dict:
     return metadata
 
 
-def _read_staged(domain: str, relation: str) -> pa.Table:
+def _read_staged(domain: str, relation: str, window: PartitionWindow | None = None) -> pa.Table:
+    """The dbt model's result (the rows of the window's partitions, for a partition publish)."""
+    rows = f" where {sql_predicate(window)}" if window is not None and not window.whole else ""
     with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
-        return con.execute(f"select * from {relation}").to_arrow_table()
+        return con.execute(f"select * from {relation}{rows}").to_arrow_table()

@@ -53,18 +53,24 @@ def _as_datetime(value) -> datetime | None:
 
 
 def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previous: dict | None,
-            input_rows: dict[str, int] | None = None, retained: list[dict] | None = None) -> dict:
+            input_rows: dict[str, int] | None = None, retained: list[dict] | None = None,
+            total_rows: int | None = None) -> dict:
     """The metrics of one publish. `previous` is the port's last record (metrics.latest), if any. `retained`: the
     records of the older versions the port still keeps, when a retention has expired some; the epoch is then theirs
-    (without it the epoch only moves back, every version being kept)."""
+    (without it the epoch only moves back, every version being kept). `total_rows`: a publish of some partitions
+    only (`data`), after which the port serves that many rows; volume and actual times are the port's, not the
+    partitions'."""
     before = (previous or {}).get("metrics", {})
-    rows = data.num_rows
+    rows = data.num_rows if total_rows is None else total_rows
     if port.actual_time == "snapshot":
         earliest_actual = latest_actual = processing_time  # a snapshot is the state as of its processing time
     else:
         column = data.column(port.actual_time)
-        earliest_actual = _as_datetime(pc.min(column).as_py()) if rows else None
-        latest_actual = _as_datetime(pc.max(column).as_py()) if rows else None
+        earliest_actual = _as_datetime(pc.min(column).as_py()) if data.num_rows else None
+        latest_actual = _as_datetime(pc.max(column).as_py()) if data.num_rows else None
+        if total_rows is not None:  # the other partitions still serve their facts
+            earliest_actual = min(filter(None, [earliest_actual, _parse(before.get("earliest_actual_time"))]), default=None)
+            latest_actual = max(filter(None, [latest_actual, _parse(before.get("last_actual_time"))]), default=None)
     epoch_processing = before.get("epoch_processing_time") or processing_time.isoformat()
     epoch_actual = min(filter(None, [earliest_actual, _as_datetime(_parse(before.get("epoch_actual_time")))]), default=None)
     if retained is not None:
@@ -77,7 +83,8 @@ def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previou
     metrics = {
         "row_count": rows,
         "row_count_change": (rows - before["row_count"]) / before["row_count"] if before.get("row_count") else None,
-        "completeness": {name: (1 - data.column(name).null_count / rows) if rows else None for name in data.column_names},
+        "completeness": {name: (1 - data.column(name).null_count / data.num_rows) if data.num_rows else None
+                         for name in data.column_names},
         "epoch_processing_time": epoch_processing,
         "epoch_actual_time": epoch_actual.isoformat() if epoch_actual else None,
         "earliest_actual_time": earliest_actual.isoformat() if earliest_actual else None,  # of this version alone

@@ -245,7 +245,9 @@ def _completeness_rule(column: Column, share: float, severity: str) -> DataQuali
                              "(completeness SLO).")
 
 
-def _odcs_property(column: Column, primary_key: list[str], completeness: dict[str, float], severity: str) -> SchemaProperty:
+def _odcs_property(column: Column, primary_key: list[str], completeness: dict[str, float], severity: str,
+                   partitioning: tuple[str, str] | None = None) -> SchemaProperty:
+    """partitioning: (column, by) of a partitioned port, whose partition column ODCS marks."""
     logical, options = logical_type(column.type)
     rules = []
     if column.masking:
@@ -253,13 +255,15 @@ def _odcs_property(column: Column, primary_key: list[str], completeness: dict[st
     if column.name in completeness:
         rules.append(_completeness_rule(column, completeness[column.name], severity))
     key = column.name in primary_key
+    partitioned = partitioning is not None and column.name == partitioning[0]
     return SchemaProperty(
         name=column.name, logicalType=logical, logicalTypeOptions=options or None,
         physicalType=_SERVED_TYPE.get(column.type, column.type), description=column.description,
         required=_required(column, primary_key), primaryKey=key or None,
         primaryKeyPosition=primary_key.index(column.name) + 1 if key else None,
         classification=column.classification,
-        customProperties=_properties(masking=column.masking,
+        partitioned=True if partitioned else None, partitionKeyPosition=1 if partitioned else None,
+        customProperties=_properties(masking=column.masking, partitionedBy=partitioning[1] if partitioned else None,
                                      contractType=column.type if column.type in _SERVED_TYPE else None) or None,
         quality=rules or None)
 
@@ -463,7 +467,8 @@ def odcs_contract(manifest: Manifest, port: OutputPort, registry: Registry) -> d
     completeness = slos.completeness.columns if slos.completeness else {}
     severity = slos.completeness.severity if slos.completeness else "warning"
     primary_key = list(port.contract.primary_key)
-    properties = [_odcs_property(c, primary_key, completeness, severity) for c in port.contract.columns]
+    partitioning = (port.partition_column, port.partitioning.by) if port.partitioning else None
+    properties = [_odcs_property(c, primary_key, completeness, severity, partitioning) for c in port.contract.columns]
     properties.append(_processing_time_property())
     schema_object = SchemaObject(
         name=port.name, physicalName=table, physicalType="table", logicalType="object", description=port.description,

@@ -1,7 +1,7 @@
 """A corpus of bad manifests: each is refused with its file, line and fix, never a traceback, and never spreads.
 
 Every case is a file `crm/products/bad.yaml` added to a copy of the sample mesh. The mesh must still load its
-13 products, evaluate its policies, and draw its catalog, map and report; the bad file is one MESH-SCHEMA-001
+14 products, evaluate its policies, and draw its catalog, map and report; the bad file is one MESH-SCHEMA-001
 finding that names it. The whole corpus at once goes through the `mesh` commands and the Dagster definitions of
 every domain.
 """
@@ -21,7 +21,7 @@ from workspaces import copy_sample_mesh, product
 from platform_resources.manifest import MAX_MANIFEST_BYTES, ManifestErrors, load_manifest
 from platform_resources.registry import Registry, load_registry
 
-SAMPLE_PRODUCTS = 13
+SAMPLE_PRODUCTS = 14
 BAD_FILE = "mesh_code_locations/crm/products/bad.yaml"
 
 

@@ -44,7 +44,7 @@ def through_code_servers(code_servers, monkeypatch):
 def test_mesh_run_launches_every_domain_through_its_own_code_server(through_code_servers):
     summary = run_mesh(0.01, log=lambda *_: None)
     assert summary.ok, format_summary(summary)
-    assert len(summary.ports) == 17 and set(summary.run_ids) == {"geography", "crm", "sales", "supply", "finance",
+    assert len(summary.ports) == 18 and set(summary.run_ids) == {"geography", "crm", "sales", "supply", "finance",
                                                                  "marketing"}
     instance = DagsterInstance.get()
     for domain, run_id in summary.run_ids.items():

@@ -41,7 +41,7 @@ ODCS_SCHEMA = Path(str(resources.files("open_data_contract_standard").joinpath("
 NO_STANDARDS = f"the published ODPS/ODCS schemas are not at {STANDARDS} (../shared beside the clone, as CI has it)"
 
 SAMPLE_PRODUCTS = 13
-SAMPLE_PORTS = 17
+SAMPLE_PORTS = 18
 
 
 def _no_network(uri: str):

@@ -61,7 +61,7 @@ def first_run(mesh_run):
 
 def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):
     registry = load_registry()
-    assert set(first_run.ports) == set(registry.port_ids()) and len(first_run.ports) == 17
+    assert set(first_run.ports) == set(registry.port_ids()) and len(first_run.ports) == 18
     expected_checks = {}
     for port_id in first_run.ports:
         manifest, port = registry.port(port_id)
@@ -73,7 +73,7 @@ def test_every_port_of_every_domain_is_published_with_passing_checks(first_run):
         assert outcome.rows and outcome.rows > 0, outcome
         assert (outcome.checks_passed, outcome.checks_failed) == (expected_checks[port_id], 0), outcome
     text = format_summary(first_run)
-    assert "13 products, 17/17 ports published" in text
+    assert "14 products, 18/18 ports published" in text
     assert f"checks {sum(expected_checks.values())} passed / 0 failed" in text
 
 

@@ -69,7 +69,7 @@ def test_datacontract_test_passes_on_every_exported_contract(mesh_run, tmp_path)
     assert {"field_is_present", "field_type", "field_required", "field_primary_key_unique", "primary_key_unique",
             "model_duplicate_values", "model_quality_sql", "field_quality_sql", "field_invalid_values",
             "field_null_values", "row_count", "servicelevel_freshness"} <= kinds, kinds
-    assert total > 17 * 10
+    assert total > 18 * 10
 
 
 def test_the_served_tables_mark_the_contract_required_columns_and_the_key(mesh_run):

@@ -26,6 +26,16 @@ PRODUCT_OF = {SHOP: "shop.orders", BI: "bi.revenue"}
 
 # --- mesh helpers -------------------------------------------------------------------------------------------
 
+def _two_partitionings(m: dict) -> None:
+    """shop.orders' main port by month, a second port by day: one domain job cannot run both."""
+    for name, by in (("main", "month"), ("daily", "day")):
+        if name != "main":
+            add_port(m[SHOP], name, "public")
+        target = next(p for p in m[SHOP]["output_ports"] if p["name"] == name)
+        target["contract"]["columns"].append({**column("day", "public", "date"), "nullable": False})
+        target.update(actual_time="day", partitioning={"by": by, "start": "1995-01-01"}, freshness={"max_age": "26h"})
+
+
 def clean(product_id: str, inputs: list[str] = (), ports: tuple[str, ...] = ("main",)) -> dict:
     """A product no policy objects to."""
     return product(product_id, inputs, ports, fresh=True)
@@ -181,6 +191,8 @@ VIOLATIONS = [  # (policy, product with the finding, severity, what breaks it, p
      "which is deprecated and will be retired on 2025-09-30"),
     ("MESH-LIFE-002", "shop.orders", "warning", lambda m: m[SHOP].update(status="deprecated"),
      "deprecated without a deprecation_date"),
+    ("MESH-PART-001", "shop.orders", "error", _two_partitionings,
+     "output port daily is partitioned by day from 1995-01-01, but shop.orders.main is by month"),
 ]
 
 

@@ -150,6 +150,6 @@ def test_cli_writes_the_report(fresh_home, tmp_path, capsys):
     assert main(["report", "--manifests-only", "--output", str(out), "--format", "html"]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [str(out), "6 domains, 13 products: 13 compliant, 0 with warnings, 0 blocked"]
+    assert printed == [str(out), "6 domains, 14 products: 14 compliant, 0 with warnings, 0 blocked"]
     assert main(["report", "--manifests-only"]) == 0
     assert (fresh_home / "compliance-report.md").read_text().startswith("# Mesh compliance report")

@@ -265,6 +265,23 @@ def replacement_exists(ctx: ProductContext, params: dict[str, Any]) -> Iterator[
                         ("replaced_by",))
 
 
+@policy("MESH-PART-001", "A domain's partitioned ports share one partitioning",
+        "A domain's job runs one partition range at a time: ports partitioned otherwise could never run in it.", "error")
+def one_partitioning_per_domain(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
+    from platform_resources.partitions import partitioned_port, same_partitions
+
+    first = partitioned_port(ctx.registry.products_of(ctx.manifest.domain))
+    for i, port in ctx.ports():
+        if first is not None and port.partitioning and ctx.manifest.processed and \
+                not same_partitions(port.partitioning, first.partitioning):
+            owner = next(m.id for m in ctx.registry.products_of(ctx.manifest.domain) if first in m.output_ports)
+            yield Violation(f"output port {port.name} is partitioned by {port.partitioning.by} from "
+                            f"{port.partitioning.start or port.partitioning.values}, but {owner}.{first.name} is by "
+                            f"{first.partitioning.by} from {first.partitioning.start or first.partitioning.values}; "
+                            "partition every port of the domain the same way (or move this product to a domain "
+                            "of its own)", ("output_ports", i, "partitioning"))
+
+
 @policy("MESH-VER-001", "Breaking contract changes bump the major version",
         "Consumers trust that a minor or patch release does not break them.", "error", needs="base")
 def breaking_changes_bump_major(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:

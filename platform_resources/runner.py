@@ -1,16 +1,18 @@
 """`mesh run`: materialize every data product of the workspace's domains, domain by domain in dependency order.
 
-Each domain's job `<domain>_all_products` is launched through the Dagster instance and the workspace with
-`dagster job launch`, as the webserver would launch it: the run has the domain's code location as origin, so the
-job's page lists it and the UI can re-execute it. The summary is read back from the run's event log.
+Each domain's job `<domain>_all_products` is launched through the Dagster instance and the workspace from this
+process (platform_resources.launch), as the webserver and `dagster job launch` launch it: the run has the domain's
+code location as origin, so the job's page lists it and the UI can re-execute it. Each location's code server
+starts once, ahead of its domain's turn while other domains run, and starts that domain's run worker. The summary
+is read back from the run's event log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import graphlib
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,15 +34,17 @@ from platform_resources import dbt
 from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
+from platform_resources.launch import Launcher, NotLaunched
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
 
+_PREPARING = threading.Lock()
 POLL_SECONDS = 0.5
 QUEUED_HINT_SECONDS = 30  # a run queued this long waits for a daemon that is not running
-STOP_SECONDS = 10  # how long a stopped launch command may take to shut its code server down
+STOP_SECONDS = 10  # how long a stopped mesh run waits for a launch still creating its run
 BIN = Path(sys.executable).parent  # dagster's commands of this environment
 
 
@@ -80,19 +85,21 @@ class ErrorInfo(Protocol):
 
 @dataclass
 class _Launch:
-    """One domain's run: its `dagster job launch` command, then the run it created in the instance."""
+    """One domain's run: its launch (the location loaded, the run created and submitted), then the run itself."""
 
     domain: str
     run_id: str
-    process: subprocess.Popen
+    future: Future[None]  # its exception says why the run was not launched
     started: float
-    launched: bool = False  # the command exited 0: the run was handed to the run launcher
+    stop: Callable[[], None]  # no further launches (Ctrl-C)
+    launched: bool = False  # the run was handed to the run launcher
     queued_hint: bool = False
     cursor: str | None = None  # how far its progress lines have read the run's event log
 
 
 def domain_log(domain: str) -> Path:
-    """What the domain's launch, code server and run print (dbt's output too); the event log has the rest."""
+    """What the domain's code server and run print (dbt's output too), and why its location did not load; the
+    event log has the rest."""
     return mesh_home() / "logs" / f"{domain}.log"
 
 
@@ -128,42 +135,28 @@ def _write_workspace(path: Path, entries: list[dict[str, Any]]) -> Path:
 
 
 # --- launching and watching runs ------------------------------------------------------------------------------
-def _launch(domain: str, spec: Path, tags: dict[str, str], cwd: Path) -> _Launch:
-    """Start `dagster job launch` for the domain's job: it loads the one code location, creates the run and hands it
-    to the instance's run launcher, which runs it in a process of the location's code server."""
-    run_id = str(uuid.uuid4())
-    job = f"{domain}{DOMAIN_JOB_SUFFIX}"
-    command = [str(BIN / "dagster"), "job", "launch", "-w", str(spec), "-l", domain, "-j", job, "--run-id", run_id,
-               "--tags", json.dumps({**tags, "mesh/domain": domain})]
-    with domain_log(domain).open("w") as log:
-        # Its own session: Ctrl-C reaches mesh run only, which then stops exactly what it started.
-        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    return _Launch(domain, run_id, process, time.perf_counter())
+class _Unprepared(NotLaunched):
+    """The domain's dbt project could not be prepared: the message is the summary's, as it is."""
 
 
-_EXCEPTION_LINE = re.compile(r"^(Error: .+|[A-Za-z_][\w.]*(Error|Exception|Failure)(: .*)?)$")
-
-
-def _launch_error(output: str) -> str:
-    """The user's root cause of a failed launch: the innermost exception (or click error) the command printed."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    causes = [line.removeprefix("Error: ") for line in lines if _EXCEPTION_LINE.match(line)]
-    return causes[-1] if causes else (lines[-1] if lines else "dagster job launch failed")
+def _launch_error(exc: BaseException) -> str:
+    if isinstance(exc, _Unprepared):
+        return str(exc)
+    why = str(exc) if isinstance(exc, NotLaunched) else f"{type(exc).__name__}: {exc}"
+    return f"not launched: {why.strip().splitlines()[0] if why.strip() else type(exc).__name__}"
 
 
 def _poll(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]) -> DagsterRunStatus | str | None:
     """The finished run's status, the launch error, or None while the launch or the run is still going."""
     if not launch.launched:
-        code = launch.process.poll()
-        if code is None:
+        if not launch.future.done():
             return None
-        if code != 0:
-            return f"not launched: {_launch_error(domain_log(launch.domain).read_text(errors='replace'))}"
+        if launch.future.exception() is not None:
+            return _launch_error(launch.future.exception())
         launch.launched = True
     run = instance.get_run_by_id(launch.run_id)
     if run is None:
-        return "the launch exited without creating its run"
+        return "the launch ended without creating its run"
     _progress(launch, instance, log)
     if run.status == DagsterRunStatus.QUEUED and not launch.queued_hint and \
             time.perf_counter() - launch.started > QUEUED_HINT_SECONDS:
@@ -203,21 +196,19 @@ def _step_name(step_key: str) -> str:
 
 
 def _stop(launches: list[_Launch], instance: DagsterInstance) -> None:
-    """Ctrl-C or an error: terminate the runs still going, then the launch commands still running, by PID."""
+    """Ctrl-C or an error: no further launches, then terminate the runs still going (the code servers, stopped
+    after this, exit once their runs are over)."""
+    for launch in launches:
+        launch.stop()
+    for launch in launches:
+        with contextlib.suppress(Exception):  # a launch that failed or takes too long has no run to stop
+            launch.future.result(STOP_SECONDS)
     for launch in launches:
         run = instance.get_run_by_id(launch.run_id)
         if run and run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
             with contextlib.suppress(Exception):  # cleanup must not hide why mesh run stopped
                 instance.run_launcher.terminate(launch.run_id)
     for launch in launches:
-        if launch.process.poll() is None:
-            launch.process.send_signal(signal.SIGINT)  # the command shuts its code server down on interrupt
-    for launch in launches:
-        try:
-            launch.process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            launch.process.kill()
-            launch.process.wait()
         run = instance.get_run_by_id(launch.run_id)
         if run and run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
             with contextlib.suppress(Exception):
@@ -363,6 +354,7 @@ class _Batch:
     folder: Path  # where the one-location workspace files go
     tags: dict[str, str]
     log: Callable[[str], None]
+    launcher: Launcher
     entries: dict[str, dict[str, Any]] = field(init=False)
     statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
@@ -373,15 +365,30 @@ class _Batch:
     def ports_of(self, domain: str) -> list[str]:
         return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
 
+    def load_ahead(self, domains: list[str]) -> None:
+        """Load the domains' code locations in this order, a few at a time, while earlier domains run."""
+        for domain in domains:
+            if domain in self.entries:
+                spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
+                self.launcher.load(domain, spec, functools.partial(self._prepare, domain))
+
+    def _prepare(self, domain: str) -> None:
+        """The code location loads the prepared dbt manifest, never parses. One dbt parse at a time (dbt's state is
+        the process's)."""
+        with _PREPARING:
+            try:
+                dbt.prepare(self.registry, [domain])
+            except Exception as exc:  # a broken domain never stops the others
+                raise _Unprepared(location_failure(self.registry, domain, exc)) from exc
+
     def start(self, domain: str) -> _Launch | str:
         if domain not in self.entries:
             return f"no code location named {domain} in {self.workspace} (an entry with location_name: {domain})"
-        try:
-            dbt.prepare(self.registry, [domain])  # the code location loads the prepared dbt manifest, never parses
-        except Exception as exc:  # a broken domain never stops the others
-            return location_failure(self.registry, domain, exc)
-        spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
-        return _launch(domain, spec, self.tags, self.workspace.parent)
+        self.load_ahead([domain])  # no-op when it is already loading
+        tags = {**self.tags, "mesh/domain": domain}
+        run_id = str(uuid.uuid4())
+        future = self.launcher.launch(domain, f"{domain}{DOMAIN_JOB_SUFFIX}", run_id, tags)
+        return _Launch(domain, run_id, future, time.perf_counter(), self.launcher.stop)
 
     def finish(self, launch: _Launch | None, domain: str, outcome: DagsterRunStatus | str) -> None:
         run_id = launch.run_id if launch and self.instance.get_run_by_id(launch.run_id) else None
@@ -398,6 +405,8 @@ class _Batch:
                     self.run_errors[domain] = _root_cause(event.event_specific_data.error)
         else:
             self.summary.failed_domains[domain] = outcome
+        if launch:
+            self.launcher.close(domain)  # its code server exits: its run is over
         seconds = time.perf_counter() - launch.started if launch else 0.0
         status = outcome.value if isinstance(outcome, DagsterRunStatus) else "NOT LAUNCHED"
         where = "" if outcome == DagsterRunStatus.SUCCESS else f"  (log: {domain_log(domain)})"
@@ -466,8 +475,11 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> Mes
     try:
         _clean_up_after_killed_runs(instance, log)
         with tempfile.TemporaryDirectory(prefix="mesh-run-") as folder, _interruptible():
-            batch = _Batch(registry, summary, instance, workspace_file(), Path(folder), tags, log)
-            _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
+            workspace = workspace_file()
+            with Launcher(instance, Path(folder), workspace.parent, domain_log, loaders=max(1, workers)) as launcher:
+                batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher)
+                batch.load_ahead(list(graphlib.TopologicalSorter(selected).static_order()))
+                _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()
         batch.conclude()
     finally:

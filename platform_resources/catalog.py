@@ -221,6 +221,9 @@ def _port_document(registry: Registry, manifest: Manifest, port: OutputPort, now
         "primary_key": list(port.contract.primary_key),
         "contract_version": port.contract.version,
         "actual_time": port.actual_time,
+        # How to read a partition: `mesh read <port> --partition <key>`; null for a port published whole.
+        "partitioning": ({**port.partitioning.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+                          "column": port.partition_column} if port.partitioning else None),
         "slos": slos,
         **port_observations(port_id, port, now),
         **_retention(port_id, port),
@@ -358,6 +361,8 @@ def format_document(doc: dict) -> str:
                          f"actual time {port['epoch']['actual_time'] or '-'}")
         if port.get("retention"):
             lines.append("    retention: " + ", ".join(f"{k}: {v}" for k, v in port["retention"].items()))
+        if port.get("partitioning"):
+            lines.append("    partitioned: " + ", ".join(f"{k}: {v}" for k, v in port["partitioning"].items()))
         lines.append(f"    consumers: {', '.join(port['consumers']) or '-'}")
         if port["approved_access"]:
             lines.append("    approved access: " + ", ".join(a["consumer"] for a in port["approved_access"]))

@@ -46,6 +46,15 @@ def partitions_def(partitioning: Partitioning):
     return kind(start_date=partitioning.start.strftime(KEY_FORMAT), end_date=end, timezone="UTC")
 
 
+def partitioning_text(port: OutputPort) -> str:
+    """'by month of o_orderdate, from 1992-01-01 to 1998-09-01 (exclusive)', as people read it."""
+    partitioning = port.partitioning
+    if partitioning.by == "value":
+        return f"by value of {port.partition_column}: {', '.join(partitioning.values)}"
+    until = f" to {partitioning.end} (exclusive)" if partitioning.end else ", up to the last complete one"
+    return f"by {partitioning.by} of {port.partition_column}, from {partitioning.start}{until}"
+
+
 def same_partitions(a: Partitioning, b: Partitioning) -> bool:
     """Whether two partitionings have the same partitions (their columns may differ)."""
     return (a.by, a.start, a.end, a.values) == (b.by, b.start, b.end, b.values)

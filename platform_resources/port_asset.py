@@ -37,7 +37,7 @@ from platform_resources.lineage.facets import (assertions_facet, column_lineage,
                                                with_watermarks)
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
-from platform_resources.partitions import PartitionWindow, sql_predicate, window_of_run
+from platform_resources.partitions import PartitionWindow, partitioning_text, sql_predicate, window_of_run
 from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
@@ -74,6 +74,7 @@ def _port_metadata(registry: Registry, manifest: Manifest, port: OutputPort, por
         "mesh/product_version": manifest.version,
         "mesh/primary_key": ", ".join(port.contract.primary_key),
         "mesh/actual_time": port.actual_time,
+        **({"mesh/partitioning": partitioning_text(port)} if port.partitioning else {}),
         "mesh/visibility": port.visibility,
         "mesh/owner": manifest.owner.label,
         "mesh/consumers": ", ".join(registry.consumers(port_id)) or "none yet",

@@ -31,6 +31,7 @@ def spec_of(graph, key: AssetKey) -> dict:
         "metadata": sorted(node.metadata),
         "checks": sorted(check.name for check in node.check_keys),
         "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+        **({"partitions": str(node.partitions_def)} if node.partitions_def else {}),
     }
 
 

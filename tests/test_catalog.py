@@ -53,7 +53,7 @@ def test_search_by_domain_owner_and_tag(registry, fresh_home):
     assert ids(catalog.search(registry, domain="supply")) == sorted(m.id for m in registry.products_of("supply"))
     assert ids(catalog.search(registry, owner="crm")) == ["crm.customers"]
     finance = sorted(m.id for m in registry.products.values() if m.owner.email == "finance-data@example.com")
-    assert len(finance) == 5
+    assert len(finance) == 6
     assert ids(catalog.search(registry, owner="Finance-Data@example.com")) == finance
     assert ids(catalog.search(registry, tag="tpch_q10")) == ["finance.returned_items"]
     assert ids(catalog.search(registry, tag="supplier")) == sorted(
@@ -225,7 +225,7 @@ def test_map_of_the_sample_mesh_shows_every_domain_product_and_cross_domain_edge
             assert port.name in page
     pairs = {(source.rsplit(".", 1)[0], m.id) for m in registry.products.values() for p in m.input_ports
              if (source := p.source) and source.split(".")[0] != m.domain}
-    assert len(pairs) == 16
+    assert len(pairs) == 17
     drawn = set(re.findall(r'<path class="edge" data-from="([^"]+)" data-to="([^"]+)"', page))
     assert drawn == pairs and page.count('class="edge"') == len(pairs)
     assert f"{len(pairs)} cross-domain dependencies" in page

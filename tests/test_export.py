@@ -40,7 +40,7 @@ PUBLISHED_ODCS_SCHEMA = STANDARDS / "odcs" / "odcs-json-schema-v3.2.0.json"
 ODCS_SCHEMA = Path(str(resources.files("open_data_contract_standard").joinpath("schema.json")))
 NO_STANDARDS = f"the published ODPS/ODCS schemas are not at {STANDARDS} (../shared beside the clone, as CI has it)"
 
-SAMPLE_PRODUCTS = 13
+SAMPLE_PRODUCTS = 14
 SAMPLE_PORTS = 18
 
 

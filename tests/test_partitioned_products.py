@@ -2,7 +2,14 @@
 (single-run backfills of the domain's job), each partition equals the same query on the whole operational data,
 a partition republished alone keeps the others as they were, and a monthly consumer loads only its month."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -90,3 +97,49 @@ def test_a_monthly_consumer_loads_only_the_days_of_its_month(daily_mesh):
     assert (april[0].rows, april[0].files) == (0, ())
     march_days = window_of_text(registry.products["sales.orders"].output_ports[0], "1995-03")  # the 31 daily keys
     assert ports.scan_version(PORT, ports.resolve_version(PORT), window=march_days).num_rows == loaded[0].rows
+
+
+BACKFILL_TIMEOUT_SECONDS = 300
+BACKFILL = ["1995-03-08", "1995-03-09", "1995-03-10"]
+_LAUNCH_BACKFILL = """mutation Backfill($names: [String!], $keys: [AssetKeyInput!]) {
+  launchPartitionBackfill(backfillParams: {partitionNames: $names, assetSelection: $keys}) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on InvalidSubsetError { message }
+  }
+}"""
+
+
+def test_a_backfill_launched_as_the_ui_does_runs_in_the_daemon(daily_mesh, tmp_path):
+    """The UI's backfill dialog sends launchPartitionBackfill; the daemon runs it (one run: single-run backfills)."""
+    registry, _, _ = daily_mesh
+    workspace = Path(os.environ["MESH_WORKSPACE"])
+    bin_dir = Path(sys.executable).parent
+    keys = [{"path": ["sales", "internal", "stg_orders"]}, {"path": ["sales", "internal", "orders"]},
+            {"path": ["sales", "orders", "orders"]}]
+    answer = tmp_path / "answer.json"
+    launched = subprocess.run([str(bin_dir / "dagster-graphql"), "-w", str(workspace), "-t", _LAUNCH_BACKFILL,
+                               "-v", json.dumps({"names": BACKFILL, "keys": keys}), "-o", str(answer)],
+                              cwd=workspace.parent, capture_output=True, text=True, timeout=300, check=False)
+    assert answer.exists(), launched.stdout + launched.stderr
+    result = json.loads(answer.read_text())["data"]["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    with (tmp_path / "daemon.log").open("w") as log:
+        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], cwd=workspace.parent,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    instance = DagsterInstance.get()
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < BACKFILL_TIMEOUT_SECONDS:
+            backfill = instance.get_backfill(result["backfillId"])
+            if backfill.status.value != "REQUESTED":
+                break
+            time.sleep(2)
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert backfill.status.value == "COMPLETED_SUCCESS", (backfill.status, (tmp_path / "daemon.log").read_text()[-3000:])
+    assert set(BACKFILL) <= set(instance.get_materialized_partitions(AssetKey(["sales", "orders", "orders"])))
+    instance.dispose()
+    for day in BACKFILL:
+        served, _ = read_port(registry, PORT, None, partition=day)
+        assert {(r["o_orderkey"], r["o_custkey"], r["o_totalprice"], r["o_orderdate"]) for r in served.to_pylist()} \
+            == _operational_orders(day)

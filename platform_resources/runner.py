@@ -37,6 +37,7 @@ from platform_resources.home import mesh_home, operational_dir, prepare_home, wo
 from platform_resources.launch import Launcher, NotLaunched
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
+from platform_resources.partitions import run_tags
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
@@ -95,6 +96,7 @@ class _Launch:
     launched: bool = False  # the run was handed to the run launcher
     queued_hint: bool = False
     cursor: str | None = None  # how far its progress lines have read the run's event log
+    published: set = field(default_factory=set)  # the ports (asset keys) it said were published (once, not per partition)
 
 
 def domain_log(domain: str) -> Path:
@@ -181,7 +183,9 @@ def _progress(launch: _Launch, instance: DagsterInstance, log: Callable[[str], N
             log(f"  {launch.domain:<12} {name}  started")
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             log(f"  {launch.domain:<12} {name}  failed")
-        elif event.asset_key and len(event.asset_key.path) == 3 and event.asset_key.path[1] != "internal":
+        elif event.asset_key and len(event.asset_key.path) == 3 and event.asset_key.path[1] != "internal" and \
+                event.asset_key not in launch.published:
+            launch.published.add(event.asset_key)
             rows = event.step_materialization_data.materialization.metadata.get("dagster/row_count")
             log(f"  {launch.domain:<12} {'.'.join(event.asset_key.path)}  published"
                 + (f" {rows.value:,} rows" if rows else ""))
@@ -191,6 +195,8 @@ def _step_name(step_key: str) -> str:
     """domain__product__port -> domain.product.port; the dbt step and ingestion steps by what they do."""
     if step_key.endswith("_dbt_models"):
         return "dbt build"
+    if step_key.endswith("_dbt_partitioned_models"):
+        return "dbt build (partitioned models)"
     parts = step_key.split("__")
     return f"ingest {'.'.join(parts[2:])}" if parts[1:2] == ["internal"] else ".".join(parts)
 
@@ -358,6 +364,7 @@ class _Batch:
     entries: dict[str, dict[str, Any]] = field(init=False)
     statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
+    partition_tags: dict[str, dict[str, str]] = field(default_factory=dict)  # domain -> the partition range it runs
 
     def __post_init__(self) -> None:
         self.entries = workspace_entries(self.workspace)
@@ -385,7 +392,7 @@ class _Batch:
         if domain not in self.entries:
             return f"no code location named {domain} in {self.workspace} (an entry with location_name: {domain})"
         self.load_ahead([domain])  # no-op when it is already loading
-        tags = {**self.tags, "mesh/domain": domain}
+        tags = {**self.tags, "mesh/domain": domain, **self.partition_tags.get(domain, {})}
         run_id = str(uuid.uuid4())
         future = self.launcher.launch(domain, f"{domain}{DOMAIN_JOB_SUFFIX}", run_id, tags)
         return _Launch(domain, run_id, future, time.perf_counter(), self.launcher.stop)
@@ -441,16 +448,18 @@ def _clean_up_after_killed_runs(instance: DagsterInstance, log: Callable[[str], 
         log(f"removed {len(sweep.removed)} data files that no publish committed (left by a killed run)")
 
 
-def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int = 2, log=print) -> MeshRunSummary:
-    """Materialize the selected domains (all of the workspace by default), independent domains `workers` at a time.
+def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int = 2, log=print,
+             partitions: str | None = None) -> MeshRunSummary:
+    """Materialize the selected domains (all of the workspace by default), independent domains `workers` at a time;
+    partitioned ports publish every partition, or those `partitions` names (FROM..TO), in one run per domain.
 
     One `mesh run` at a time on a mesh home: a second one waits for the first."""
     prepare_home()
     with mesh_lock(log):
-        return _run_mesh(scale, domains, workers, log)
+        return _run_mesh(scale, domains, workers, log, partitions)
 
 
-def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> MeshRunSummary:
+def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partitions: str | None = None) -> MeshRunSummary:
     started = time.perf_counter()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
@@ -465,6 +474,8 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> Mes
     # Domains known only from the registry store are run by their own workspaces.
     wanted = set(domains or [d for d, domain in registry.domains.items() if domain.is_local or domain.server])
     selected = {d: ups & wanted for d, ups in graph.items() if d in wanted}
+    # Before anything runs: a range that names no partition of a domain is the user's to fix.
+    partition_tags = {d: run_tags(registry.products_of(d), partitions) for d in selected}
     summary = MeshRunSummary(scale)
     summary.broken = {pid: str(errors.errors[0]) for d in selected for pid, errors in registry.broken_in(d).items()}
     for domain in registry.domain_order():  # the summary lists ports in dependency order
@@ -478,6 +489,7 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log) -> Mes
             workspace = workspace_file()
             with Launcher(instance, Path(folder), workspace.parent, domain_log, loaders=max(1, workers)) as launcher:
                 batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher)
+                batch.partition_tags = partition_tags
                 batch.load_ahead(list(graphlib.TopologicalSorter(selected).static_order()))
                 _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()

@@ -103,3 +103,20 @@ def test_a_partition_publish_refuses_what_would_change_other_partitions(fresh_ho
     with pytest.raises(ports.PartitionPublishError, match="would change its columns or types"):
         ports.publish(port_id, wider, window=one_day)
     assert ports.scan_version(port_id, ports.resolve_version(port_id)).num_rows == 30  # nothing was lost
+
+
+def test_retention_expires_partition_publishes_without_losing_the_partitions_they_left_alone(fresh_home):
+    from platform_resources.manifest import Retention
+
+    port, port_id = _port(DAILY), "sales.orders.orders"
+    keep_one = Retention(versions=1)
+    ports.publish(port_id, _orders(_days("1995-03-01", 10)), window=window_of_keys(port, all_keys(port.partitioning)),
+                  retention=keep_one)
+    for i, day in enumerate(["1995-03-02", "1995-03-05", "1995-03-09"]):
+        published = ports.publish(port_id, _orders([date.fromisoformat(day)], first_id=1000 * (i + 1)),
+                                  window=window_of_text(port, day), retention=keep_one)
+        assert published.expired == 1
+    [served] = ports.versions(port_id)
+    rows = ports.scan_version(port_id, served).to_pylist()  # every file it needs is still there
+    assert len(rows) == 30 and sorted({r["day"] for r in rows}) == _days("1995-03-01", 10)
+    assert sorted(r["id"] for r in rows if r["day"] == date(1995, 3, 5)) == [2000, 2001, 2002]

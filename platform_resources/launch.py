@@ -149,6 +149,7 @@ class Launcher:
         self._loading = ThreadPoolExecutor(max(1, loaders), thread_name_prefix="mesh-load")
         self._launching = ThreadPoolExecutor(4, thread_name_prefix="mesh-launch")
         self._locations: dict[str, Future[WorkspaceProcessContext]] = {}
+        self._closed: set[str] = set()
         self._stopping = threading.Event()
         self._log_of = log_of
         # Dagster warns of a location that failed to load on stderr; mesh run says it in the domain's line and log.
@@ -172,6 +173,11 @@ class Launcher:
         `prepare` first (what the location reads at load)."""
         if domain not in self._locations:
             self._locations[domain] = self._loading.submit(self._load, spec, prepare)
+
+    @property
+    def live(self) -> int:
+        """Locations loading or loaded and not closed yet: each holds a code server (and its memory)."""
+        return len(set(self._locations) - self._closed)
 
     def _load(self, spec: Path, prepare: Callable[[], None]) -> WorkspaceProcessContext:
         if self._stopping.is_set():
@@ -206,6 +212,7 @@ class Launcher:
 
     def close(self, domain: str) -> None:
         """The domain's run is over: its location and code server are no longer needed."""
+        self._closed.add(domain)
         future = self._locations.get(domain)
         if future is not None and future.done() and future.exception() is None:
             with contextlib.suppress(Exception):

@@ -124,7 +124,9 @@ def _load(con: duckdb.DuckDBPyConnection, port_id: str, consumer: str, version: 
     if files:
         file_list = ", ".join(literal(f) for f in files)
         rows = f" where {sql_predicate(window)}" if window else ""
-        con.execute(f"create view {relation} as select * from read_parquet([{file_list}]){rows}")
+        # Not hive partitioning: a partitioned table's folders (o_orderdate_month=1995-03/) are no column of the port.
+        con.execute(f"create view {relation} as select * from read_parquet([{file_list}], hive_partitioning = false)"
+                    f"{rows}")
     else:
         data = ports.scan_version(port_id, version, window=window)
         con.register("incoming", data)

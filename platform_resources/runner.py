@@ -58,6 +58,8 @@ class PortOutcome:
     checks_failed: int = 0
     error: str | None = None
     note: str | None = None  # why the run leaves the port alone on purpose (a dormant or retired product)
+    partitions: str | None = None  # the partitions a partitioned port published ("1995-03-01..1995-05-01 (3 partitions)")
+    total_rows: int | None = None  # what a partitioned port serves after publishing them
 
 
 @dataclass
@@ -296,6 +298,9 @@ def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
             metadata = event.step_materialization_data.materialization.metadata
             outcome.rows = metadata["dagster/row_count"].value
             outcome.processing_time = metadata["mesh/processing_time"].value
+            if "mesh/partitions" in metadata:
+                outcome.partitions = metadata["mesh/partitions"].value
+                outcome.total_rows = metadata["mesh/total_rows"].value
     elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
         evaluation = event.event_specific_data
         outcome = summary.ports.get(".".join(evaluation.asset_key.path))
@@ -531,6 +536,9 @@ def format_summary(summary: MeshRunSummary) -> str:
     for outcome in summary.ports.values():
         status = "published" if outcome.rows is not None else outcome.note if outcome.note and not outcome.error \
             else f"NOT PUBLISHED: {outcome.error or 'skipped (upstream failed)'}"
+        if outcome.rows is not None and outcome.partitions:
+            served = f", {outcome.total_rows:,} rows served" if isinstance(outcome.total_rows, int) else ""
+            status += f" partitions {outcome.partitions}{served}"
         checks = f"{outcome.checks_passed}/{outcome.checks_passed + outcome.checks_failed}"
         when = "-"
         if outcome.processing_time is not None:

@@ -46,7 +46,7 @@ def test_an_error_finding_blocks_its_product_and_consumers_and_the_rest_of_the_m
                 ports.resolve_version(port_id)  # nothing was ever published
         else:
             assert outcome.rows and outcome.error is None, text
-    assert len(summary.ports) - len(BLOCKED) == 13
+    assert len(summary.ports) - len(BLOCKED) == 14
 
     # Nothing of the blocked product was ever served; every read is in the access log with the version it got.
     log = access_log.entries()

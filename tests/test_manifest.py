@@ -90,6 +90,6 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 def test_every_sample_mesh_manifest_is_valid():
     manifests = sorted((Path(__file__).parent.parent / "mesh_code_locations").glob("*/products/*.yaml"))
-    assert len(manifests) == 13
+    assert len(manifests) == 14
     for path in manifests:
         assert load_manifest(path).domain == path.parent.parent.name

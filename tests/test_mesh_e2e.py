@@ -87,6 +87,17 @@ def test_finance_and_marketing_ports_equal_the_tpch_answers(first_run, port_id):
     assert actual == expected
 
 
+def test_the_monthly_partitions_equal_the_same_query_on_the_whole_orders(first_run):
+    import duckdb
+
+    with duckdb.connect(str(operational_dir() / "order_db.duckdb"), read_only=True) as con:
+        expected = sorted(con.execute("select cast(date_trunc('month', o_orderdate) as date), count(*), "
+                                      "sum(o_totalprice) from orders group by 1").fetchall())
+    served, _ = read_port(load_registry(), "finance.monthly_revenue.monthly_revenue", None)
+    assert sorted((r["order_month"], r["order_count"], r["revenue"]) for r in served.to_pylist()) == expected
+    assert len(expected) == 80  # every month of TPC-H's orders, each its own partition
+
+
 def test_source_aligned_ports_mirror_the_operational_systems(first_run):
     import duckdb
 

@@ -19,7 +19,7 @@ from workspaces import copy_sample_mesh
 
 from platform_resources import ports
 from platform_resources.access import read_port
-from platform_resources.home import operational_dir
+from platform_resources.home import domain_duckdb_path, operational_dir
 from platform_resources.inputs import load_input_ports
 from platform_resources.partitions import window_of_text
 from platform_resources.registry import load_registry
@@ -64,6 +64,8 @@ def test_a_backfilled_week_equals_the_same_query_on_the_whole_data(daily_mesh):
     everything, _ = read_port(registry, PORT, None)
     assert sorted({r["o_orderdate"].isoformat() for r in everything.to_pylist()}) == WEEK  # nothing but the week
     assert summary.ports[PORT].rows == everything.num_rows
+    assert f"published partitions {WEEK[0]}..{WEEK[-1]} (7 partitions), {everything.num_rows:,} rows served" \
+        in format_summary(summary)
     # The other port of the product is not partitioned: it published whole in the same run.
     assert summary.ports["sales.orders.order_lines"].rows > everything.num_rows
     instance = DagsterInstance.get()
@@ -93,6 +95,10 @@ def test_a_monthly_consumer_loads_only_the_days_of_its_month(daily_mesh):
     assert [p.port_id for p in loaded] == [PORT]
     assert len(loaded[0].files) == len(WEEK)  # one file per daily partition of March, and no other file
     assert loaded[0].rows == sum(len(_operational_orders(day)) for day in WEEK)
+    with duckdb.connect(str(domain_duckdb_path("finance")), read_only=True) as con:  # the port's columns, no folder's
+        columns = [c[0] for c in con.execute(f"select * from {loaded[0].relation} limit 0").description]
+    port = registry.products["sales.orders"].output_ports[0]
+    assert columns == [c.name for c in port.contract.columns] + [ports.PROCESSING_TIME_COLUMN]
     april = load_input_ports(registry, "finance", {PORT}, window_of_text(consumer, "1995-04")).loaded
     assert (april[0].rows, april[0].files) == (0, ())
     march_days = window_of_text(registry.products["sales.orders"].output_ports[0], "1995-03")  # the 31 daily keys

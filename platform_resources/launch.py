@@ -1,7 +1,7 @@
 """Launching the domains' runs from `mesh run` itself, through Dagster's workspace and instance as the webserver does.
 
-Each domain's code location is loaded once, in a `WorkspaceProcessContext` over its workspace entry, while other
-domains run; its run is then created from the location's remote job (origin, snapshots and execution plan from the
+Each domain's code location is loaded once, when its turn comes, in a `WorkspaceProcessContext` over its workspace
+entry (in a thread: the other domains' runs are watched meanwhile); its run is then created from the location's remote job (origin, snapshots and execution plan from the
 code server) and handed to the instance with `submit_run`, exactly as `dagster job launch` does. The instance's run
 launcher starts the run worker from the location's code server.
 
@@ -138,7 +138,7 @@ def _root_cause(error: SerializableErrorInfo) -> str:
 
 
 class Launcher:
-    """The selected domains' code locations, loaded ahead (`load`), and their runs, created and submitted (`launch`).
+    """The domains' code locations, loaded in the background (`load`), and their runs, created and submitted (`launch`).
 
     Use it as a context manager: leaving it closes every location and stops the code servers it started."""
 
@@ -149,7 +149,6 @@ class Launcher:
         self._loading = ThreadPoolExecutor(max(1, loaders), thread_name_prefix="mesh-load")
         self._launching = ThreadPoolExecutor(4, thread_name_prefix="mesh-launch")
         self._locations: dict[str, Future[WorkspaceProcessContext]] = {}
-        self._closed: set[str] = set()
         self._stopping = threading.Event()
         self._log_of = log_of
         # Dagster warns of a location that failed to load on stderr; mesh run says it in the domain's line and log.
@@ -173,11 +172,6 @@ class Launcher:
         `prepare` first (what the location reads at load)."""
         if domain not in self._locations:
             self._locations[domain] = self._loading.submit(self._load, spec, prepare)
-
-    @property
-    def live(self) -> int:
-        """Locations loading or loaded and not closed yet: each holds a code server (and its memory)."""
-        return len(set(self._locations) - self._closed)
 
     def _load(self, spec: Path, prepare: Callable[[], None]) -> WorkspaceProcessContext:
         if self._stopping.is_set():
@@ -212,7 +206,6 @@ class Launcher:
 
     def close(self, domain: str) -> None:
         """The domain's run is over: its location and code server are no longer needed."""
-        self._closed.add(domain)
         future = self._locations.get(domain)
         if future is not None and future.done() and future.exception() is None:
             with contextlib.suppress(Exception):

@@ -3,8 +3,8 @@
 Each domain's job `<domain>_all_products` is launched through the Dagster instance and the workspace from this
 process (platform_resources.launch), as the webserver and `dagster job launch` launch it: the run has the domain's
 code location as origin, so the job's page lists it and the UI can re-execute it. Each location's code server
-starts once, ahead of its domain's turn while other domains run, and starts that domain's run worker. The summary
-is read back from the run's event log.
+starts once, when its domain's turn comes, and starts that domain's run worker. The summary is read back from the
+run's event log.
 """
 
 from __future__ import annotations
@@ -367,8 +367,6 @@ class _Batch:
     log: Callable[[str], None]
     launcher: Launcher
     entries: dict[str, dict[str, Any]] = field(init=False)
-    ahead: list[str] = field(default_factory=list)  # domains whose locations load once there is room
-    live: int = 1  # locations loaded at most at a time
     statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
     partition_tags: dict[str, dict[str, str]] = field(default_factory=dict)  # domain -> the partition range it runs
@@ -378,17 +376,6 @@ class _Batch:
 
     def ports_of(self, domain: str) -> list[str]:
         return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
-
-    def load_ahead(self, domains: list[str], live: int) -> None:
-        """Load the domains' code locations in this order while earlier domains run, `live` at most at a time:
-        each loaded location keeps a code server (hundreds of MiB) until its domain's run is over."""
-        self.ahead = [d for d in domains if d in self.entries]
-        self.live = live
-        self._top_up()
-
-    def _top_up(self) -> None:
-        while self.ahead and self.launcher.live < self.live:
-            self._load(self.ahead.pop(0))
 
     def _load(self, domain: str) -> None:
         spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
@@ -406,9 +393,9 @@ class _Batch:
     def start(self, domain: str) -> _Launch | str:
         if domain not in self.entries:
             return f"no code location named {domain} in {self.workspace} (an entry with location_name: {domain})"
-        if domain in self.ahead:  # its turn came before its location's: load it now
-            self.ahead.remove(domain)
-        self._load(domain)  # no-op when it is loading already
+        # Its location loads when its turn comes, not ahead: each loaded location holds a code server (hundreds of
+        # MiB), and loading ahead was no faster on 2 cores, which the running domains keep busy.
+        self._load(domain)
         tags = {**self.tags, "mesh/domain": domain, **self.partition_tags.get(domain, {})}
         run_id = str(uuid.uuid4())
         future = self.launcher.launch(domain, f"{domain}{DOMAIN_JOB_SUFFIX}", run_id, tags)
@@ -431,7 +418,6 @@ class _Batch:
             self.summary.failed_domains[domain] = outcome
         if launch:
             self.launcher.close(domain)  # its code server exits: its run is over
-            self._top_up()
         seconds = time.perf_counter() - launch.started if launch else 0.0
         status = outcome.value if isinstance(outcome, DagsterRunStatus) else "NOT LAUNCHED"
         where = "" if outcome == DagsterRunStatus.SUCCESS else f"  (log: {domain_log(domain)})"
@@ -508,9 +494,6 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
             with Launcher(instance, Path(folder), workspace.parent, domain_log, loaders=max(1, workers)) as launcher:
                 batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher)
                 batch.partition_tags = partition_tags
-                # As many locations as runs: a further one loaded ahead would hold its code server's memory for
-                # nothing on a machine whose cores the runs already keep busy (measured: no faster on 2 cores).
-                batch.load_ahead(list(graphlib.TopologicalSorter(selected).static_order()), max(1, workers))
                 _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()
         batch.conclude()

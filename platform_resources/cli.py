@@ -310,6 +310,9 @@ def _dev(args: argparse.Namespace) -> int:
     """dagster dev on the mesh's own instance, so the UI shows the runs of `mesh run`."""
     for why in _prepare_domains()[1]:  # the UI shows the other domains, and the broken manifest where it is
         print(f"mesh dev: {why}", file=sys.stderr)
+    from platform_resources.partitions import plan_ranges_in_one_event
+
+    plan_ranges_in_one_event()  # for the backfills the UI and the daemon launch
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     return subprocess.call([dagster, "dev", "-w", str(workspace_file()), *args.dagster_args])
 

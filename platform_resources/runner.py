@@ -37,7 +37,7 @@ from platform_resources.home import mesh_home, operational_dir, prepare_home, wo
 from platform_resources.launch import Launcher, NotLaunched
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
-from platform_resources.partitions import run_tags
+from platform_resources.partitions import plan_ranges_in_one_event, run_tags
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
@@ -465,6 +465,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
 
 def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partitions: str | None = None) -> MeshRunSummary:
     started = time.perf_counter()
+    plan_ranges_in_one_event()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
     if tpch.ensure(operational_dir(), scale):

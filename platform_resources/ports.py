@@ -32,10 +32,10 @@ from pyiceberg.utils.config import Config
 from pyiceberg.utils.datetime import datetime_to_millis
 
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
+from platform_resources.partitions import PartitionWindow, iceberg_filter, sql_predicate, transform_name
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Retention
-    from platform_resources.partitions import PartitionWindow
 
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
@@ -222,8 +222,6 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
 
 
 def _refuse_rows_outside(port_id: str, data: pa.Table, window: PartitionWindow) -> None:
-    from platform_resources.partitions import sql_predicate
-
     import duckdb
 
     with duckdb.connect() as con:
@@ -249,8 +247,6 @@ def _partition_by(tx: Transaction, window: PartitionWindow | None) -> None:
     """Make the table's partition spec the window's partitioning (none for an unpartitioned port). Files written
     before keep their own spec; a publish of some partitions refuses to replace them (_partition_files)."""
     from pyiceberg.transforms import DayTransform, IdentityTransform, MonthTransform
-
-    from platform_resources.partitions import transform_name
 
     schema, spec = tx.table_metadata.schema(), tx.table_metadata.spec()
     current = [(schema.find_column_name(f.source_id), str(f.transform)) for f in spec.fields]
@@ -379,8 +375,6 @@ def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_t
             snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
             replaced = [task.file for task in table.scan().plan_files()] if table.current_snapshot() else []
         else:
-            from platform_resources.partitions import iceberg_filter
-
             snapshot.delete_by_predicate(iceberg_filter(window))  # only the manifests of these partitions change
             replaced = _partition_files(tx, table, window, port_id)
         for data_file in replaced:
@@ -398,19 +392,13 @@ def _partition_files(tx: Transaction, table: Table, window: PartitionWindow, por
         return []
     spec = tx.table_metadata.spec()
     inside = _partition_values(window)
-    files = [task.file for task in table.scan(row_filter=_bound_filter(window)).plan_files()]
+    files = [task.file for task in table.scan(row_filter=iceberg_filter(window)).plan_files()]
     misfits = [f for f in files if f.spec_id != spec.spec_id or f.partition[0] not in inside]
     if misfits:
         raise PartitionPublishError(
             f"{port_id} holds data written before it was partitioned by {window.by} of {window.column} "
             f"({len(misfits)} files); publish every partition once (mesh run without --partitions), then one at a time")
     return files
-
-
-def _bound_filter(window: PartitionWindow):
-    from platform_resources.partitions import iceberg_filter
-
-    return iceberg_filter(window)
 
 
 def _partition_values(window: PartitionWindow) -> set:
@@ -447,7 +435,7 @@ def scan_version(port_id: str, version: PortVersion, limit: int | None = None,
                  window: PartitionWindow | None = None) -> pa.Table:
     """The rows of a version (of `window`'s partitions only, when given), in the columns that version was published
     with (pyiceberg scans a snapshot with the schema recorded on it, not the table's current one)."""
-    row_filter = _bound_filter(window) if window is not None else AlwaysTrue()
+    row_filter = iceberg_filter(window) if window is not None else AlwaysTrue()
     return _load_table(port_id).scan(snapshot_id=version.snapshot_id, limit=limit, row_filter=row_filter).to_arrow()
 
 
@@ -456,7 +444,7 @@ def local_data_files(port_id: str, version: PortVersion, window: PartitionWindow
     None when it cannot be read as plain files (remote storage, or delete files that must be applied). A publish
     of every partition writes every file of its version, so the files hold exactly that version's columns."""
     paths = []
-    row_filter = _bound_filter(window) if window is not None else AlwaysTrue()
+    row_filter = iceberg_filter(window) if window is not None else AlwaysTrue()
     for task in _load_table(port_id).scan(snapshot_id=version.snapshot_id, row_filter=row_filter).plan_files():
         if task.delete_files or not task.file.file_path.startswith("file://"):
             return None

@@ -30,7 +30,10 @@ from dagster import __version__ as dagster_version
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._core.origin import get_python_environment_entry_point
-from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin
+from dagster._core.remote_origin import (CodeLocationOrigin, ManagedGrpcPythonEnvCodeLocationOrigin,
+                                         RemoteJobOrigin, RemoteRepositoryOrigin)
+from dagster._core.remote_representation.code_location import CodeLocation
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.remote_representation.grpc_server_registry import GrpcServerEndpoint, GrpcServerRegistry
 from dagster._core.workspace.context import (
     WEBSERVER_GRPC_SERVER_HEARTBEAT_TTL,
@@ -128,7 +131,7 @@ class _CodeServers(GrpcServerRegistry):
                 process.wait()
 
 
-def _root_cause(error: SerializableErrorInfo) -> str:
+def root_cause(error: SerializableErrorInfo) -> str:
     """The innermost exception of a load error: the user's, not Dagster's wrappers around it."""
     while True:
         inner = error.cause or error.context
@@ -192,7 +195,7 @@ class Launcher:
         if error:
             with self._log_of(domain).open("a") as log:
                 log.write(f"\nThe code location {domain} failed to load:\n{error.to_string()}")
-            raise NotLaunched(_root_cause(error))
+            raise NotLaunched(root_cause(error))
         if self._stopping.is_set():
             raise NotLaunched("mesh run was interrupted before the run was created")
         _submit(self._instance, workspace, domain, job_name, run_id, tags)
@@ -220,19 +223,28 @@ class Launcher:
 def _submit(instance: DagsterInstance, workspace: WorkspaceRequestContext, location: str, job_name: str,
             run_id: str, tags: dict[str, str]) -> None:
     """`dagster job launch` (dagster._cli.job.execute_launch_command and _create_run), for one job of one location."""
-    code_location = workspace.get_code_location(location)
+    create_run(instance, workspace.get_code_location(location), None, job_name, run_id, tags)
+    instance.submit_run(run_id, workspace)
+
+
+def create_run(instance: DagsterInstance, code_location: CodeLocation, origin: CodeLocationOrigin | None,
+               job_name: str, run_id: str, tags: Mapping[str, str]) -> DagsterRun:
+    """The run of a job of a loaded location, as `dagster job launch` creates it; `origin` (the location's workspace
+    origin) is the run's, for a location loaded in process."""
     repository = next(iter(code_location.get_repositories().values()))
-    selector = JobSubsetSelector(location_name=location, repository_name=repository.name, job_name=job_name,
-                                 op_selection=None)
+    selector = JobSubsetSelector(location_name=code_location.name, repository_name=repository.name,
+                                 job_name=job_name, op_selection=None)
     remote_job = code_location.get_job(selector)
     plan = code_location.get_execution_plan(remote_job, {}, step_keys_to_execute=None, known_state=None,
                                             instance=instance).execution_plan_snapshot
-    instance.create_run(
+    remote_origin = remote_job.get_remote_origin() if origin is None else RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(code_location_origin=origin, repository_name=repository.name),
+        job_name=job_name)
+    return instance.create_run(
         job_name=job_name, run_id=run_id, run_config={}, resolved_op_selection=remote_job.resolved_op_selection,
         step_keys_to_execute=plan.step_keys_to_execute, op_selection=None, status=None, root_run_id=None,
-        parent_run_id=None, tags=normalize_tags(merge_dicts(remote_job.tags, tags)),
+        parent_run_id=None, tags=normalize_tags(merge_dicts(remote_job.tags, dict(tags))),
         job_snapshot=remote_job.job_snapshot, execution_plan_snapshot=plan,
-        parent_job_snapshot=remote_job.parent_job_snapshot, remote_job_origin=remote_job.get_remote_origin(),
+        parent_job_snapshot=remote_job.parent_job_snapshot, remote_job_origin=remote_origin,
         job_code_origin=remote_job.get_python_origin(), asset_selection=None, asset_check_selection=None,
         asset_graph=repository.asset_graph)
-    instance.submit_run(run_id, workspace)

@@ -35,6 +35,7 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.launch import Launcher, NotLaunched
+from platform_resources.run_workers import RunWorkers, is_local
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
 from platform_resources.partitions import plan_ranges_in_one_event, run_tags
@@ -95,6 +96,7 @@ class _Launch:
     future: Future[None]  # its exception says why the run was not launched
     started: float
     stop: Callable[[], None]  # no further launches (Ctrl-C)
+    terminate: Callable[[str], None]  # cancel the run of this id
     launched: bool = False  # the run was handed to the run launcher
     queued_hint: bool = False
     cursor: str | None = None  # how far its progress lines have read the run's event log
@@ -215,7 +217,7 @@ def _stop(launches: list[_Launch], instance: DagsterInstance) -> None:
         run = instance.get_run_by_id(launch.run_id)
         if run and run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
             with contextlib.suppress(Exception):  # cleanup must not hide why mesh run stopped
-                instance.run_launcher.terminate(launch.run_id)
+                launch.terminate(launch.run_id)
     for launch in launches:
         run = instance.get_run_by_id(launch.run_id)
         if run and run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED):
@@ -366,6 +368,7 @@ class _Batch:
     tags: dict[str, str]
     log: Callable[[str], None]
     launcher: Launcher
+    workers: RunWorkers
     entries: dict[str, dict[str, Any]] = field(init=False)
     statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
@@ -377,9 +380,6 @@ class _Batch:
     def ports_of(self, domain: str) -> list[str]:
         return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
 
-    def _load(self, domain: str) -> None:
-        spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
-        self.launcher.load(domain, spec, functools.partial(self._prepare, domain))
 
     def _prepare(self, domain: str) -> None:
         """The code location loads the prepared dbt manifest, never parses. One dbt parse at a time (dbt's state is
@@ -393,13 +393,20 @@ class _Batch:
     def start(self, domain: str) -> _Launch | str:
         if domain not in self.entries:
             return f"no code location named {domain} in {self.workspace} (an entry with location_name: {domain})"
-        # Its location loads when its turn comes, not ahead: each loaded location holds a code server (hundreds of
-        # MiB), and loading ahead was no faster on 2 cores, which the running domains keep busy.
-        self._load(domain)
         tags = {**self.tags, "mesh/domain": domain, **self.partition_tags.get(domain, {})}
-        run_id = str(uuid.uuid4())
-        future = self.launcher.launch(domain, f"{domain}{DOMAIN_JOB_SUFFIX}", run_id, tags)
-        return _Launch(domain, run_id, future, time.perf_counter(), self.launcher.stop)
+        run_id, job_name = str(uuid.uuid4()), f"{domain}{DOMAIN_JOB_SUFFIX}"
+        spec = _write_workspace(self.folder / f"{domain}.yaml", [self.entries[domain]])
+        prepare = functools.partial(self._prepare, domain)
+        # Its location loads when its turn comes, not ahead: loading ahead was no faster on 2 cores, which the
+        # running domains keep busy.
+        if is_local(self.entries[domain]):
+            future = self.workers.launch(domain, spec, job_name, run_id, tags, prepare)
+            return _Launch(domain, run_id, future, time.perf_counter(), self.workers.stop,
+                           functools.partial(self.workers.terminate, self.instance))
+        self.launcher.load(domain, spec, prepare)
+        future = self.launcher.launch(domain, job_name, run_id, tags)
+        return _Launch(domain, run_id, future, time.perf_counter(), self.launcher.stop,
+                       self.instance.run_launcher.terminate)
 
     def finish(self, launch: _Launch | None, domain: str, outcome: DagsterRunStatus | str) -> None:
         run_id = launch.run_id if launch and self.instance.get_run_by_id(launch.run_id) else None
@@ -492,8 +499,9 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
         _clean_up_after_killed_runs(instance, log)
         with tempfile.TemporaryDirectory(prefix="mesh-run-") as folder, _interruptible():
             workspace = workspace_file()
-            with Launcher(instance, Path(folder), workspace.parent, domain_log, loaders=max(1, workers)) as launcher:
-                batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher)
+            with Launcher(instance, Path(folder), workspace.parent, domain_log, loaders=max(1, workers)) as launcher, \
+                    RunWorkers(instance, workspace.parent, domain_log) as run_workers:
+                batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher, run_workers)
                 batch.partition_tags = partition_tags
                 _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()

@@ -13,16 +13,17 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from packaging import version
 from dagster import AssetKey, AutomationCondition
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliInvocation, DbtCliResource, DbtProject
 
 from platform_resources import dbt_sandbox
+from platform_resources.dbt_fork import forked_dbt_commands
 from platform_resources.home import mesh_home
 from platform_resources.manifest import Manifest
 from platform_resources.registry import Domain, Registry
@@ -243,6 +244,11 @@ class MeshDbtCliResource(DbtCliResource):
     @functools.cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        """dagster-dbt's invocation, its dbt command run in a fork of this process (dbt_fork): dbt is imported."""
+        with forked_dbt_commands():
+            return super().cli(args, **kwargs)
 
 
 def dbt_resource(domain: Domain) -> DbtCliResource:

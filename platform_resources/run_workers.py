@@ -29,11 +29,13 @@ from typing import Any
 
 from dagster import DagsterInstance, DagsterRunStatus
 
+from platform_resources.dbt_fork import release_adapters
 from platform_resources.launch import NotLaunched, create_run, root_cause
 
 # What every run worker needs, imported once by the forkserver: Dagster's execution, dagster-dbt, the platform.
 PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platform_resources.run_workers",
-           "dagster._core.remote_representation.code_location", "dagster._grpc.impl"]
+           "dagster._core.remote_representation.code_location", "dagster._grpc.impl",
+           "dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.factory"]
 STOP_SECONDS = 10  # how long an interrupted run may take to end before its worker is killed
 
 
@@ -151,6 +153,10 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
         instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run,
                                      EngineEventData.in_process(os.getpid()))
         # What `dagster api execute_run` runs; interrupted, it has recorded how the run ended before raising.
-        with contextlib.suppress(KeyboardInterrupt):
-            for _ in core_execute_run(recon_job_from_origin(run.job_code_origin), run, instance, inject_env_vars=True):
-                pass
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                for _ in core_execute_run(recon_job_from_origin(run.job_code_origin), run, instance,
+                                          inject_env_vars=True):
+                    pass
+        finally:
+            release_adapters()

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -245,10 +246,38 @@ class MeshDbtCliResource(DbtCliResource):
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
 
-    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
-        """dagster-dbt's invocation, its dbt command run in a fork of this process (dbt_fork): dbt is imported."""
+    def cli(self, args: Sequence[str], *, context=None, target_path: Path | None = None,
+            **kwargs: Any) -> DbtCliInvocation:
+        """dagster-dbt's invocation, its dbt command run in a fork of this process (dbt_fork): dbt is imported.
+
+        A command with `--vars` (a partition window) starts from the parse state of its step's last such command:
+        dbt parses the whole project again whenever the vars differ from those of the state it starts from, and
+        the prepared state has none. dbt checks the state itself (files, vars, profile) and parses what changed."""
+        if context is not None and target_path is None and "--vars" in args:
+            target_path = Path(self.project_dir) / self._get_unique_target_path(context=context)
+            state = _parse_state_of_step(Path(self.project_dir), context.op.name)
+            if state.exists():
+                target_path.mkdir(parents=True, exist_ok=True)
+                shutil.copy(state, target_path / PARTIAL_PARSE)
         with forked_dbt_commands():
-            return super().cli(args, **kwargs)
+            return super().cli(args, context=context, target_path=target_path, **kwargs)
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def _parse_state_of_step(project_dir: Path, step: str) -> Path:
+    return project_dir / "target" / f"partial_parse.{step}.msgpack"
+
+
+def keep_parse_state(invocation: DbtCliInvocation, step: str) -> None:
+    """After a command with `--vars`: its parse state is where the step's next one starts (MeshDbtCliResource.cli)."""
+    state = invocation.target_path / PARTIAL_PARSE
+    if "--vars" in invocation.process.args and state.exists():
+        kept = _parse_state_of_step(invocation.project_dir, step)
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}")
+        shutil.copy(state, partial)
+        os.replace(partial, kept)  # at once: another run of the domain may be reading it
 
 
 def dbt_resource(domain: Domain) -> DbtCliResource:

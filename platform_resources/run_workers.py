@@ -45,6 +45,13 @@ def is_local(entry: Mapping[str, Any]) -> bool:
     return kind in ("python_module", "python_file", "python_package") and not target.get("executable_path")
 
 
+def start_forkserver() -> None:
+    """Start the forkserver in the background: it imports PRELOAD while this process does other work, and the
+    first fork waits for it."""
+    multiprocessing.set_forkserver_preload(PRELOAD)  # the forkserver is the process's; so is its preload
+    threading.Thread(target=multiprocessing.forkserver.ensure_running, name="mesh-forkserver", daemon=True).start()
+
+
 class RunWorkers:
     """The forkserver and the run workers forked from it. Leaving the context waits for the workers (and kills those
     still running after STOP_SECONDS)."""
@@ -54,13 +61,11 @@ class RunWorkers:
         self._cwd = cwd
         self._log_of = log_of
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
         self._stopping = threading.Event()
 
     def __enter__(self) -> RunWorkers:
-        # The forkserver imports while the mesh prepares (registry, dbt parse); the first fork waits for it.
-        threading.Thread(target=multiprocessing.forkserver.ensure_running, daemon=True).start()
+        start_forkserver()
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.launch import Launcher, NotLaunched
-from platform_resources.run_workers import RunWorkers, is_local
+from platform_resources.run_workers import RunWorkers, is_local, start_forkserver
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
 from platform_resources.partitions import plan_ranges_in_one_event, run_tags
@@ -373,6 +373,7 @@ class _Batch:
     statuses: dict[str, DagsterRunStatus] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)  # a failed run's own error (first failed step, or none)
     partition_tags: dict[str, dict[str, str]] = field(default_factory=dict)  # domain -> the partition range it runs
+    prepared: dict[str, Future[None]] = field(default_factory=dict)  # domain -> its dbt project prepared
 
     def __post_init__(self) -> None:
         self.entries = workspace_entries(self.workspace)
@@ -381,7 +382,18 @@ class _Batch:
         return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
 
 
+    def prepare_ahead(self, domains: list[str]) -> None:
+        """Prepare the domains' dbt projects one after another in the background, in the order they will run: a
+        domain's turn then finds its manifest parsed, unless it comes before the parse is done."""
+        preparing = ThreadPoolExecutor(1, thread_name_prefix="mesh-prepare")
+        self.prepared = {d: preparing.submit(self._prepare_now, d) for d in domains}
+        preparing.shutdown(wait=False)
+
     def _prepare(self, domain: str) -> None:
+        future = self.prepared.get(domain)
+        future.result() if future else self._prepare_now(domain)
+
+    def _prepare_now(self, domain: str) -> None:
         """The code location loads the prepared dbt manifest, never parses. One dbt parse at a time (dbt's state is
         the process's)."""
         with _PREPARING:
@@ -472,6 +484,7 @@ def run_mesh(scale: float = 0.01, domains: list[str] | None = None, workers: int
 
 def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partitions: str | None = None) -> MeshRunSummary:
     started = time.perf_counter()
+    start_forkserver()  # its imports overlap with what comes before the first run
     plan_ranges_in_one_event()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
@@ -503,6 +516,8 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
                     RunWorkers(instance, workspace.parent, domain_log) as run_workers:
                 batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher, run_workers)
                 batch.partition_tags = partition_tags
+                batch.prepare_ahead([d for d in graphlib.TopologicalSorter(selected).static_order()
+                                     if d in batch.entries and is_local(batch.entries[d])])
                 _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()
         batch.conclude()

@@ -405,6 +405,9 @@ def entry_point() -> None:
     """The `mesh` command: main, then out at once. Python's own shutdown (tearing down Dagster's, dbt's and
     DuckDB's modules and threads) took about 2 s after every command had finished and said everything."""
     code = main()
+    from platform_resources.dbt_fork import release_adapters
+
+    release_adapters()  # after a dbt parse here: its locks are named semaphores, which the resource tracker reports
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

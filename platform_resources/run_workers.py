@@ -133,7 +133,7 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
     with open(log_path, "w") as log:  # this run's log: the domain's previous one is replaced
         os.dup2(log.fileno(), sys.stdout.fileno())
         os.dup2(log.fileno(), sys.stderr.fileno())
-    from dagster._core.events import EngineEventData
+    from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.remote_representation.code_location import InProcessCodeLocation
     from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -153,6 +153,10 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
             print(f"\nThe code location {domain} failed to load:\n{error.to_string()}", flush=True)
             created.send(root_cause(error))
             return
+        # STARTING, as the instance's launch_run reports it before the run launcher starts the worker: from here
+        # on, mesh run cancels the run (a run not started yet it would only mark canceled).
+        instance.report_dagster_event(DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name=job_name),
+                                      run_id=run_id)
         created.send(None)
         created.close()
         instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run,

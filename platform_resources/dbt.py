@@ -27,6 +27,7 @@ from platform_resources import dbt_sandbox
 from platform_resources.dbt_fork import forked_dbt_commands
 from platform_resources.home import mesh_home
 from platform_resources.manifest import Manifest
+from platform_resources.partitions import all_keys, dbt_vars, partitioned_port, window_of_keys
 from platform_resources.registry import Domain, Registry
 
 GENERATED_SOURCES = Path("models") / "_mesh_sources.yml"
@@ -180,15 +181,33 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
 
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     for domain in stale:
-        folder = str(domain.dbt_project)
         os.environ.update(dbt_sandbox.environment(domain.name, []))  # the profile names the domain's DuckDB
-        result = dbtRunner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
-                                     "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
-                                     "--profile", PLATFORM_PROFILE])
-        if not result.success:
-            raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
+        _parse(dbtRunner, domain)
+        _parse_every_partition(dbtRunner, domain, registry.products_of(domain.name))
         _fingerprint_path(domain).write_text(_fingerprint(domain))
     return [d.name for d in stale]
+
+
+def _parse(runner: type, domain: Domain, *args: str) -> None:
+    folder = str(domain.dbt_project)
+    result = runner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
+                              "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
+                              "--profile", PLATFORM_PROFILE, *args])
+    if not result.success:
+        raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
+
+
+def _parse_every_partition(runner: type, domain: Domain, products: list[Manifest]) -> None:
+    """The parse state of the domain's partitioned step for a run of every partition (what `mesh run` runs), so
+    that step does not parse the whole project again (MeshDbtCliResource.cli)."""
+    port = partitioned_port(products)
+    if port is None:
+        return
+    target = domain.dbt_project / "target" / "mesh_every_partition"
+    window = window_of_keys(port, all_keys(port.partitioning))
+    _parse(runner, domain, "--vars", json.dumps(dbt_vars(window)), "--target-path", str(target))
+    kept = _parse_state_of_step(domain.dbt_project, step_name(domain.name, partitioned=True))
+    shutil.copy(target / PARTIAL_PARSE, kept)
 
 
 def load_manifest_json(domain: Domain) -> dict[str, Any]:
@@ -246,6 +265,12 @@ class MeshDbtCliResource(DbtCliResource):
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
 
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        """No adapter: dagster-dbt loads dbt's project, profile and every macro in this process before each command
+        (1-2 s) only for fetch_column_metadata and fetch_row_counts, which the platform does not use (asset_metadata
+        reads the models' columns itself)."""
+        return None
+
     def cli(self, args: Sequence[str], *, context=None, target_path: Path | None = None,
             **kwargs: Any) -> DbtCliInvocation:
         """dagster-dbt's invocation, its dbt command run in a fork of this process (dbt_fork): dbt is imported.
@@ -264,6 +289,11 @@ class MeshDbtCliResource(DbtCliResource):
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def step_name(domain: str, partitioned: bool = False) -> str:
+    """The Dagster step of a domain's dbt models (of those only its partitioned ports need, when `partitioned`)."""
+    return f"{domain}_dbt_{'partitioned_' if partitioned else ''}models"
 
 
 def _parse_state_of_step(project_dir: Path, step: str) -> Path:

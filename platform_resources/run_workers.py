@@ -99,9 +99,10 @@ class RunWorkers:
             worker.start()
             self._workers[run_id] = worker
             sender.close()
-            answer = receiver.recv() if receiver.poll(None) else None
-        except EOFError:
-            answer = f"its run worker exited with code {worker.join() or worker.exitcode} before creating the run"
+            answer = receiver.recv()
+        except EOFError:  # the worker is gone without a word
+            worker.join()
+            answer = f"its run worker exited with code {worker.exitcode} before creating the run"
         except BaseException as exc:  # noqa: BLE001 (the future carries it to the summary)
             future.set_exception(exc)
             return

@@ -183,7 +183,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict, *, only:
     sources = dbt.sources_read(dbt_manifest, translator, only, exclude) if only or exclude else None
 
     @dbt_assets(manifest=dbt_manifest, dagster_dbt_translator=translator, pool=dbt.duckdb_pool(domain.name),
-                name=dbt.step_name(domain.name, partitioned=partitioning is not None), project=dbt.project(domain),
+                name=f"{domain.name}_dbt_{'partitioned_' if partitioning else ''}models", project=dbt.project(domain),
                 select=" ".join(only) if only else "fqn:*", exclude=" ".join(exclude) if exclude else None,
                 partitions_def=partitioning.definition if partitioning else None,
                 backfill_policy=BackfillPolicy.single_run() if partitioning else None)

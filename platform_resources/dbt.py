@@ -27,7 +27,6 @@ from platform_resources import dbt_sandbox
 from platform_resources.dbt_fork import forked_dbt_commands
 from platform_resources.home import mesh_home
 from platform_resources.manifest import Manifest
-from platform_resources.partitions import all_keys, dbt_vars, partitioned_port, window_of_keys
 from platform_resources.registry import Domain, Registry
 
 GENERATED_SOURCES = Path("models") / "_mesh_sources.yml"
@@ -183,31 +182,17 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
     for domain in stale:
         os.environ.update(dbt_sandbox.environment(domain.name, []))  # the profile names the domain's DuckDB
         _parse(dbtRunner, domain)
-        _parse_every_partition(dbtRunner, domain, registry.products_of(domain.name))
         _fingerprint_path(domain).write_text(_fingerprint(domain))
     return [d.name for d in stale]
 
 
-def _parse(runner: type, domain: Domain, *args: str) -> None:
+def _parse(runner: type, domain: Domain) -> None:
     folder = str(domain.dbt_project)
     result = runner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
                               "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
-                              "--profile", PLATFORM_PROFILE, *args])
+                              "--profile", PLATFORM_PROFILE])
     if not result.success:
         raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
-
-
-def _parse_every_partition(runner: type, domain: Domain, products: list[Manifest]) -> None:
-    """The parse state of the domain's partitioned step for a run of every partition (what `mesh run` runs), so
-    that step does not parse the whole project again (MeshDbtCliResource.cli)."""
-    port = partitioned_port(products)
-    if port is None:
-        return
-    target = domain.dbt_project / "target" / "mesh_every_partition"
-    window = window_of_keys(port, all_keys(port.partitioning))
-    _parse(runner, domain, "--vars", json.dumps(dbt_vars(window)), "--target-path", str(target))
-    kept = _parse_state_of_step(domain.dbt_project, step_name(domain.name, partitioned=True))
-    shutil.copy(target / PARTIAL_PARSE, kept)
 
 
 def load_manifest_json(domain: Domain) -> dict[str, Any]:
@@ -289,11 +274,6 @@ class MeshDbtCliResource(DbtCliResource):
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
-
-
-def step_name(domain: str, partitioned: bool = False) -> str:
-    """The Dagster step of a domain's dbt models (of those only its partitioned ports need, when `partitioned`)."""
-    return f"{domain}_dbt_{'partitioned_' if partitioned else ''}models"
 
 
 def _parse_state_of_step(project_dir: Path, step: str) -> Path:

@@ -73,6 +73,7 @@ def _run_dbt(args: list[str], env: Mapping[str, str], cwd: str | os.PathLike, ou
         os.environ.clear()
         os.environ.update(env)
         os.chdir(cwd)
+        sys.argv = ["dbt", *args]  # what dbt records as its invocation command
         from dbt.adapters.factory import reset_adapters
         from dbt.cli.main import cli
 

@@ -286,6 +286,12 @@ def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], 
         raise
 
 
+def _launch_order(graph: dict[str, set[str]]) -> list[str]:
+    """The domains in about the order they launch: those more domains wait on first, then in dependency order."""
+    waiting_on = _dependents(graph)
+    return sorted(graphlib.TopologicalSorter(graph).static_order(), key=lambda d: -len(waiting_on[d]))
+
+
 def _dependents(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """Each domain's dependents, direct and indirect."""
     dependents = {domain: set() for domain in graph}
@@ -527,8 +533,8 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
                     RunWorkers(instance, workspace.parent, domain_log) as run_workers:
                 batch = _Batch(registry, summary, instance, workspace, Path(folder), tags, log, launcher, run_workers)
                 batch.partition_tags = partition_tags
-                batch.prepare_ahead([d for d in graphlib.TopologicalSorter(selected).static_order()
-                                     if d in batch.entries and is_local(batch.entries[d])])
+                batch.prepare_ahead([d for d in _launch_order(selected) if d in batch.entries and
+                                     is_local(batch.entries[d])])
                 _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
             batch.explain_skipped()
         batch.conclude()

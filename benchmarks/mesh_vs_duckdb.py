@@ -44,8 +44,9 @@ TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 # Runs one command and reports only on it. Two peaks:
 #  * tree: every 0.2 s, the RSS summed over the command's processes (its descendants, found through /proc, and
 #    anything left in its session); shared pages count once per process, so this errs high;
-#  * single: RUSAGE_CHILDREN in a process that waited for nothing else is the largest RSS of the command or of any
-#    descendant it waited for.
+#  * single: the largest RSS of one of those processes, sampled the same way, or RUSAGE_CHILDREN (in a process that
+#    waited for nothing else: the largest RSS of the command or of any descendant it waited for) if larger. The
+#    sample is needed for processes nobody waits for, such as the children of `mesh run`'s forkserver.
 WRAPPER = r"""
 import json, os, resource, subprocess, sys, threading, time
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -74,17 +75,19 @@ def tree_kib(root):
         pid = stack.pop()
         members.add(pid)
         stack += children.get(pid, [])
-    return sum(found[pid][2] for pid in members if pid in found)
+    sizes = [found[pid][2] for pid in members if pid in found]
+    return sum(sizes), max(sizes, default=0)
 
 started = time.perf_counter()
 child = subprocess.Popen(sys.argv[2:], start_new_session=True)  # its own session, whose id is its pid
-peak_tree = 0
+peak_tree = peak_one = 0
 done = threading.Event()
 
 def sample():
-    global peak_tree
+    global peak_tree, peak_one
     while not done.wait(0.2):
-        peak_tree = max(peak_tree, tree_kib(child.pid))
+        total, largest = tree_kib(child.pid)
+        peak_tree, peak_one = max(peak_tree, total), max(peak_one, largest)
 
 sampler = threading.Thread(target=sample, daemon=True)
 sampler.start()
@@ -92,7 +95,7 @@ code = child.wait()
 seconds = time.perf_counter() - started
 done.set()
 sampler.join()
-peak_single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+peak_single = max(peak_one, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB on Linux
 open(sys.argv[1], "w").write(json.dumps({"returncode": code, "seconds": seconds, "peak_kib": peak_single,
                                          "peak_tree_kib": max(peak_tree, peak_single)}))
 """
@@ -317,8 +320,8 @@ def report(rows: list[Row], kept_sections: list[str]) -> str:
         "Wall time is measured around each command in a wrapper process. Peaks are *tree sum / largest process*: "
         "the tree sum is the RSS of every process of the command's tree (descendants and its session, from /proc) "
         "added up, sampled every 0.2 s, so pages shared between processes count more than once; the largest process "
-        "is the wrapper's `getrusage(RUSAGE_CHILDREN).ru_maxrss`, the largest RSS of any single process that was "
-        "waited for. The peer's dbt parse is run, and timed, before the peer's run and is not part of its seconds.",
+        "is the largest RSS of one of them in those samples, or the wrapper's `getrusage(RUSAGE_CHILDREN).ru_maxrss` "
+        "(the largest RSS of any process that was waited for) if larger. The peer's dbt parse is run, and timed, before the peer's run and is not part of its seconds.",
         "",
         "## Targets", "", *targets(rows), "",
         "## Mesh seconds per domain (as printed by `mesh run`)", "",

@@ -1,5 +1,8 @@
 """Launching the domains' runs from `mesh run` itself, through Dagster's workspace and instance as the webserver does.
 
+`mesh run` uses this for a location with its own Python executable or its own code server (grpc_server); the runs
+of the others are executed in workers forked from a preloaded process (platform_resources.run_workers).
+
 Each domain's code location is loaded once, when its turn comes, in a `WorkspaceProcessContext` over its workspace
 entry (in a thread: the other domains' runs are watched meanwhile); its run is then created from the location's remote job (origin, snapshots and execution plan from the
 code server) and handed to the instance with `submit_run`, exactly as `dagster job launch` does. The instance's run
@@ -199,13 +202,6 @@ class Launcher:
         if self._stopping.is_set():
             raise NotLaunched("mesh run was interrupted before the run was created")
         _submit(self._instance, workspace, domain, job_name, run_id, tags)
-
-    def snapshot(self, domain: str) -> WorkspaceRequestContext | None:
-        """The domain's loaded location, if it loaded."""
-        future = self._locations.get(domain)
-        if future is None or not future.done() or future.exception() is not None:
-            return None
-        return future.result().create_request_context()
 
     def close(self, domain: str) -> None:
         """The domain's run is over: its location and code server are no longer needed."""

@@ -1,10 +1,10 @@
 """`mesh run`: materialize every data product of the workspace's domains, domain by domain in dependency order.
 
-Each domain's job `<domain>_all_products` is launched through the Dagster instance and the workspace from this
-process (platform_resources.launch), as the webserver and `dagster job launch` launch it: the run has the domain's
-code location as origin, so the job's page lists it and the UI can re-execute it. Each location's code server
-starts once, when its domain's turn comes, and starts that domain's run worker. The summary is read back from the
-run's event log.
+Each domain's job `<domain>_all_products` runs as a run of the Dagster instance with the domain's code location as
+origin, as the webserver and `dagster job launch` create it: the job's page lists it and the UI can re-execute it.
+A local location's run worker is forked from a preloaded forkserver (platform_resources.run_workers); a location
+with its own Python or code server is launched through that server (platform_resources.launch). The summary is
+read back from the run's event log.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.launch import Launcher, NotLaunched
-from platform_resources.run_workers import RunWorkers, is_local, start_forkserver
 from platform_resources.lineage.delivery import FlushResult, delivery
 from platform_resources.lineage.resource import register_ports
 from platform_resources.partitions import plan_ranges_in_one_event, run_tags
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
+from platform_resources.run_workers import RunWorkers, is_local, start_forkserver
 
 _PREPARING = threading.Lock()
 POLL_SECONDS = 0.5
@@ -398,7 +398,6 @@ class _Batch:
     def ports_of(self, domain: str) -> list[str]:
         return [f"{m.id}.{p.name}" for m in self.registry.products_of(domain) for p in m.output_ports]
 
-
     def prepare_ahead(self, domains: list[str]) -> None:
         """Prepare the domains' dbt projects one after another in the background, in the order they will run: a
         domain's turn then finds its manifest parsed, unless it comes before the parse is done."""
@@ -407,8 +406,10 @@ class _Batch:
         preparing.shutdown(wait=False)
 
     def _prepare(self, domain: str) -> None:
-        future = self.prepared.get(domain)
-        future.result() if future else self._prepare_now(domain)
+        if domain in self.prepared:
+            self.prepared[domain].result()
+        else:
+            self._prepare_now(domain)
 
     def _prepare_now(self, domain: str) -> None:
         """The code location loads the prepared dbt manifest, never parses. One dbt parse at a time (dbt's state is

@@ -180,19 +180,15 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
 
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     for domain in stale:
+        folder = str(domain.dbt_project)
         os.environ.update(dbt_sandbox.environment(domain.name, []))  # the profile names the domain's DuckDB
-        _parse(dbtRunner, domain)
+        result = dbtRunner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
+                                     "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
+                                     "--profile", PLATFORM_PROFILE])
+        if not result.success:
+            raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
         _fingerprint_path(domain).write_text(_fingerprint(domain))
     return [d.name for d in stale]
-
-
-def _parse(runner: type, domain: Domain) -> None:
-    folder = str(domain.dbt_project)
-    result = runner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
-                              "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
-                              "--profile", PLATFORM_PROFILE])
-    if not result.success:
-        raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
 
 
 def load_manifest_json(domain: Domain) -> dict[str, Any]:

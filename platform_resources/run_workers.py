@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance
 
 from platform_resources.dbt_fork import release_adapters
 from platform_resources.launch import NotLaunched, create_run, root_cause
@@ -53,8 +53,8 @@ def start_forkserver() -> None:
 
 
 class RunWorkers:
-    """The forkserver and the run workers forked from it. Leaving the context waits for the workers (and kills those
-    still running after STOP_SECONDS)."""
+    """The run workers forked from the forkserver (start_forkserver first, for its preload). Leaving the context waits
+    for the workers (and kills those still running after STOP_SECONDS)."""
 
     def __init__(self, instance: DagsterInstance, cwd: Path, log_of: Callable[[str], Path]):
         self._instance_ref = instance.get_ref()
@@ -65,7 +65,6 @@ class RunWorkers:
         self._stopping = threading.Event()
 
     def __enter__(self) -> RunWorkers:
-        start_forkserver()
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -116,11 +115,9 @@ class RunWorkers:
         self._stopping.set()
 
     def terminate(self, instance: DagsterInstance, run_id: str) -> None:
-        """Cancel a run as Dagster's run launcher does: the run is canceling, its worker is interrupted."""
+        """Cancel a started run as Dagster's run launcher does: the run is canceling, its worker is interrupted."""
+        instance.report_run_canceling(instance.get_run_by_id(run_id), message="mesh run was interrupted")
         worker = self._workers.get(run_id)
-        run = instance.get_run_by_id(run_id)
-        if run and run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
-            instance.report_run_canceling(run, message="mesh run was interrupted")
         if worker and worker.is_alive():
             os.kill(worker.pid, signal.SIGINT)
 

@@ -259,11 +259,10 @@ def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], 
     sorter.prepare()
     ready: list[str] = []
     running: list[_Launch] = []
-    waiting_on = _dependents(graph)
+    rank = {domain: i for i, domain in enumerate(_launch_order(graph))}
     try:
         while sorter.is_active():
-            # Of the domains ready, those that more domains wait on go first: the last domains start sooner.
-            ready = sorted(ready + list(sorter.get_ready()), key=lambda d: -len(waiting_on[d]))
+            ready = sorted(ready + list(sorter.get_ready()), key=rank.__getitem__)
             while ready and len(running) < workers:
                 domain = ready.pop(0)
                 launch = start(domain)
@@ -287,7 +286,8 @@ def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], 
 
 
 def _launch_order(graph: dict[str, set[str]]) -> list[str]:
-    """The domains in about the order they launch: those more domains wait on first, then in dependency order."""
+    """The order domains launch in as they become ready (and are prepared in): those more domains wait on first, so
+    the last domains start sooner; then dependency order."""
     waiting_on = _dependents(graph)
     return sorted(graphlib.TopologicalSorter(graph).static_order(), key=lambda d: -len(waiting_on[d]))
 

@@ -76,3 +76,13 @@ def test_ctrl_c_cancels_the_runs_and_stops_every_process_mesh_run_started(fresh_
         assert any(run.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE) for run in runs), statuses
     finally:
         instance.dispose()
+
+
+def test_domains_that_more_domains_wait_on_launch_first_and_upstreams_before_their_dependents():
+    from platform_resources.runner import _launch_order
+
+    graph = {"geography": set(), "crm": set(), "sales": set(), "supply": set(),
+             "finance": {"sales", "geography", "supply", "crm"}, "marketing": {"sales", "crm"}}
+    order = _launch_order(graph)
+    assert order[:2] == ["crm", "sales"]  # finance and marketing wait on both
+    assert all(order.index(up) < order.index(d) for d, ups in graph.items() for up in ups)

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from platform_resources.manifest import Contract
 from platform_resources.redaction import redact_values
-from platform_resources.sql_sandbox import identifier, sandboxed_connection
+from platform_resources.sql_sandbox import identifier
+from platform_resources.staged import Staged, staged
 
 _SIMPLE_TYPES: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
@@ -52,9 +53,9 @@ class CheckOutcome:
     details: dict = field(default_factory=dict)
 
 
-def check_schema(contract: Contract, staged: pa.Table) -> CheckOutcome:
+def check_schema(contract: Contract, data: Staged | pa.Table) -> CheckOutcome:
     declared = {c.name: c.type for c in contract.columns}
-    actual = {f.name: f.type for f in staged.schema}
+    actual = {f.name: f.type for f in data.schema}
     missing = [n for n in declared if n not in actual]
     extra = [n for n in actual if n not in declared]
     wrong_types = {
@@ -69,18 +70,18 @@ def check_schema(contract: Contract, staged: pa.Table) -> CheckOutcome:
                         {"missing_columns": missing, "undeclared_columns": extra, "wrong_types": wrong_types})
 
 
-def check_primary_key(contract: Contract, staged: pa.Table) -> CheckOutcome:
+def check_primary_key(contract: Contract, data: Staged | pa.Table) -> CheckOutcome:
     key = contract.primary_key
     if not key:
         return CheckOutcome("primary_key", False, "the contract declares no primary key (policy MESH-CON-001)")
-    if any(k not in staged.column_names for k in key):
+    if any(k not in data.column_names for k in key):
         return CheckOutcome("primary_key", False, f"primary key columns {key} are not all in the result")
     columns = ", ".join(identifier(k) for k in key)
     null_test = " or ".join(f"{identifier(k)} is null" for k in key)
     try:
-        duplicates, nulls = query_staged(
-            staged, f"select (select count(*) from (select {columns} from staged group by all having count(*) > 1)),"
-                    f" (select count(*) from staged where {null_test})")
+        duplicates, nulls = staged(data).query(
+            f"select (select count(*) from (select {columns} from staged group by all having count(*) > 1)),"
+            f" (select count(*) from staged where {null_test})")
     except duckdb.Error as exc:  # its message can quote a row's value: never show it as is
         why = redact_values(str(exc)).splitlines()[0]
         return CheckOutcome("primary_key", False, f"the key could not be checked: {why}", {"primary_key": key})
@@ -90,23 +91,11 @@ def check_primary_key(contract: Contract, staged: pa.Table) -> CheckOutcome:
                         {"primary_key": key, "duplicated_keys": duplicates, "null_keys": nulls})
 
 
-def check_not_null(contract: Contract, staged: pa.Table) -> CheckOutcome:
-    nulls = {
-        c.name: staged.column(c.name).null_count
-        for c in contract.columns
-        if not c.nullable and c.name in staged.column_names and staged.column(c.name).null_count
-    }
+def check_not_null(contract: Contract, data: Staged | pa.Table) -> CheckOutcome:
+    data = staged(data)
+    nulls = {c.name: data.null_count(c.name) for c in contract.columns
+             if not c.nullable and c.name in data.column_names and data.null_count(c.name)}
     passed = not nulls
     return CheckOutcome("not_null_columns", passed,
                         "no nulls in required columns" if passed else f"nulls in required columns: {nulls}",
                         {"null_counts": nulls})
-
-
-def query_staged(staged: pa.Table, sql: str, *params) -> tuple:
-    """One row of a query over the staged result (as relation `staged`), in a DuckDB that can open no file."""
-    con = sandboxed_connection()
-    try:
-        con.register("staged", staged)
-        return con.execute(sql, list(params)).fetchone()
-    finally:
-        con.close()

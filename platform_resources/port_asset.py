@@ -4,8 +4,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import duckdb
-import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -38,6 +36,7 @@ from platform_resources.lineage.facets import (assertions_facet, column_lineage,
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.partitions import PartitionWindow, partitioning_text, sql_predicate, window_of_run
+from platform_resources.staged import StagedRelation
 from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
@@ -144,6 +143,9 @@ def port_asset(registry: Registry, manifest: Manifest, port: OutputPort, relatio
             if safe is exc:
                 raise
             raise safe from None
+        finally:
+            if attempt.staged is not None:
+                attempt.staged.close()  # what lineage reports of it below was counted when it was staged
         measured = publish_facets(attempt.checks, attempt.staged, attempt.published.snapshot_id,
                                   attempt.published.first_publish)
         identity = column_lineage({c.name: [(*inputs[0][:2], c.name)] for c in port.contract.columns})
@@ -158,7 +160,7 @@ class PublishAttempt:
     """What one write-audit-publish got to, for the lineage events that report it."""
 
     checks: list[CheckOutcome] = field(default_factory=list)
-    staged: pa.Table | None = None
+    staged: StagedRelation | None = None
     published: ports.PublishResult | None = None
     watermarks: dict[str, dict] = field(default_factory=dict)  # input port -> the upstream version it consumed
     window: PartitionWindow | None = None  # the partitions it publishes; None for an unpartitioned port
@@ -189,6 +191,7 @@ def _write_audit_publish(context: AssetExecutionContext, registry: Registry, man
     measured = slo.measure(port, attempt.staged, published.processing_time, metrics.latest(port_id), input_rows,
                            metrics.retained_records(port_id, published.epoch) if port.retention else None,
                            published.total_rows if where else None)
+    attempt.staged.close()  # measured: the domain's DuckDB opens as usual again (the watermarks below read it)
     results = slo.evaluate(port, measured)
     attempt.watermarks = metrics.mark_reconsumed(  # before this publish's record: compared with the one before
         consumed_watermarks(manifest.domain, {p.name: p.source for p in manifest.input_ports if p.source}),
@@ -228,7 +231,8 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
         raise Failure(description=f"{port_id} was not published: MESH-ACC-003 " + "; ".join(leaks))
     refuse_unannounced_breaking_change(registry, manifest, port, port_id)
     attempt.window = window_of_run(context, port) if context.assets_def.partitions_def else None
-    attempt.staged = _read_staged(manifest.domain, relations[port.dbt_model], attempt.window)
+    where = sql_predicate(attempt.window) if attempt.window is not None and not attempt.window.whole else None
+    attempt.staged = StagedRelation(domain_duckdb_path(manifest.domain), relations[port.dbt_model], where)
     results = run_runtime_checks(manifest, port, attempt.staged)
     attempt.checks = [outcome for _, outcome in results]
     checks += [AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,
@@ -293,10 +297,3 @@ def _metric_metadata(measured: dict) -> dict:
         if measured[name]:
             metadata[f"mesh/{name}"] = MetadataValue.timestamp(datetime.fromisoformat(measured[name]))
     return metadata
-
-
-def _read_staged(domain: str, relation: str, window: PartitionWindow | None = None) -> pa.Table:
-    """The dbt model's result (the rows of the window's partitions, for a partition publish)."""
-    rows = f" where {sql_predicate(window)}" if window is not None and not window.whole else ""
-    with duckdb.connect(str(domain_duckdb_path(domain)), read_only=True) as con:
-        return con.execute(f"select * from {relation}{rows}").to_arrow_table()

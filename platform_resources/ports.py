@@ -8,7 +8,8 @@ processing time, so an Iceberg reader's time travel by timestamp agrees with `me
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,22 +24,25 @@ from pyiceberg.expressions import AlwaysTrue
 # overwrite and append use (the underscored names), covered by tests/test_port_contract.py.
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
 from pyiceberg.schema import Schema, promote
-from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, Transaction
+from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, TableProperties, Transaction
 from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.types import DoubleType, FloatType, IcebergType
 from pyiceberg.utils.config import Config
+from pyiceberg.utils.properties import property_as_int
 from pyiceberg.utils.datetime import datetime_to_millis
 
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 from platform_resources.partitions import PartitionWindow, iceberg_filter, sql_predicate, transform_name
+from platform_resources.staged import Staged, staged
 
 if TYPE_CHECKING:
     from platform_resources.manifest import Retention
 
 CATALOG_NAME = "mesh"
 PROCESSING_TIME_COLUMN = "_processing_time"
+STAMP_TYPE = pa.timestamp("us", tz="UTC")  # the processing time each row is stamped with
 # Stamped on every publish's snapshot summary: what that version is. The contract version and the product version
 # also go to the table properties, where catalog browsers show them.
 PROCESSING_TIME_PROPERTY = "mesh.processing-time"
@@ -173,7 +177,7 @@ def served_stamp(port_id: str) -> Stamp | None:
     return Stamp.of(snapshot) if snapshot else None
 
 
-def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = None,
+def publish(port_id: str, data: Staged | pa.Table, column_docs: dict[str, str] | None = None,
             stamp: Stamp = Stamp(), retention: Retention | None = None,
             window: PartitionWindow | None = None) -> PublishResult:
     """Replace what the port serves with `data` in one atomic Iceberg commit of one snapshot, stamped with a new
@@ -183,11 +187,11 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
     A partitioned port publishes with the `window` of partitions it replaces, and its table is partitioned the same
     way (an Iceberg partition spec on the window's column). A window of some of the partitions replaces those only:
     `data` must lie inside them and keep the served schema."""
+    data = staged(data)
     required, key = _contract_fields(data, stamp)
-    data = data.cast(pa.schema([f.with_nullable(False) if f.name in required else f for f in data.schema],
-                               metadata=data.schema.metadata))
-    stamp_type = pa.timestamp("us", tz="UTC")
-    schema = data.schema.append(pa.field(PROCESSING_TIME_COLUMN, stamp_type, nullable=False))
+    served = pa.schema([f.with_nullable(False) if f.name in required else f for f in data.schema],
+                       metadata=data.schema.metadata)
+    schema = served.append(pa.field(PROCESSING_TIME_COLUMN, STAMP_TYPE, nullable=False))
     namespace, name = table_identifier(port_id)
     try:
         table = _load_table(port_id)
@@ -200,18 +204,20 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
         _refuse_rows_outside(port_id, data, partial)
     history = _versions_of(table)
     processing_time = _next_processing_time(history[-1].processing_time if history else None)
-    stamped = data.append_column(schema.field(PROCESSING_TIME_COLUMN),
-                                 pa.repeat(pa.scalar(processing_time, stamp_type), data.num_rows))
     with table.transaction() as tx:
         if partial is not None:
-            _refuse_schema_change(port_id, tx, stamped.schema, partial)
-        _serve_exactly(tx, stamped.schema, column_docs or {}, key)
+            _refuse_schema_change(port_id, tx, schema, partial)
+        _serve_exactly(tx, schema, column_docs or {}, key)
         if versions_served := {k: v for k, v in stamp.properties().items()
                                if k in (PRODUCT_VERSION_PROPERTY, CONTRACT_VERSION_PROPERTY)}:
             tx.set_properties(versions_served)
         _stamp_retention(tx, table, retention)
         _partition_by(tx, window)
-        _replace_data(tx, table, stamped, processing_time, stamp, partial, port_id)
+        file_size = property_as_int(table.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                                    TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
+        # In the partitions' order, so that each chunk spans few partitions and writes few files.
+        chunks = data.chunks(file_size, order_by=window.column if window is not None else None)
+        _replace_data(tx, table, chunks, schema, processing_time, stamp, partial, port_id)
     # The committed transaction has refreshed `table`: no second catalog round trip.
     snapshot = table.current_snapshot()
     expiry = _expire(table, retention, processing_time)
@@ -221,12 +227,8 @@ def publish(port_id: str, data: pa.Table, column_docs: dict[str, str] | None = N
                          total_rows=int(total) if total is not None else None)
 
 
-def _refuse_rows_outside(port_id: str, data: pa.Table, window: PartitionWindow) -> None:
-    import duckdb
-
-    with duckdb.connect() as con:
-        con.register("staged", data)
-        outside = con.execute(f"select count(*) from staged where not coalesce({sql_predicate(window)}, false)").fetchone()[0]
+def _refuse_rows_outside(port_id: str, data: Staged, window: PartitionWindow) -> None:
+    outside = data.query(f"select count(*) from staged where not coalesce({sql_predicate(window)}, false)")[0]
     if outside:
         raise PartitionPublishError(f"{outside:,} of the {data.num_rows:,} rows published to {port_id} for partitions "
                                     f"{window.label} lie outside them (by {window.column}); publish only their rows")
@@ -261,7 +263,7 @@ def _partition_by(tx: Transaction, window: PartitionWindow | None) -> None:
             update.add_field(column, transforms[transform](), f"{column}_{transform}")
 
 
-def _contract_fields(data: pa.Table, stamp: Stamp) -> tuple[set[str], list[str]]:
+def _contract_fields(data: Staged, stamp: Stamp) -> tuple[set[str], list[str]]:
     """The columns the served contract requires (not nullable, or in the primary key) and its primary key, which the
     table marks as required and identifier fields so an outside reader sees the contract in the table; none for a
     bare publish. Only columns without nulls are required: the runtime checks (MESH-DATA-002/003) refuse nulls
@@ -272,7 +274,7 @@ def _contract_fields(data: pa.Table, stamp: Stamp) -> tuple[set[str], list[str]]
     if contract is None:
         return set(), []
     required = {c.name for c in contract.columns if not c.nullable} | set(contract.primary_key)
-    return {n for n in required if n in data.column_names and not data.column(n).null_count}, list(contract.primary_key)
+    return {n for n in required if n in data.column_names and not data.null_count(n)}, list(contract.primary_key)
 
 
 def _identifier_fields(key: list[str], schema: Schema) -> list[str]:
@@ -360,16 +362,18 @@ class _StampedOverwrite(_OverwriteFiles):
                      if isinstance(u, AddSnapshotUpdate) else u for u in updates), requirements
 
 
-def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_time: datetime, stamp: Stamp,
-                  window: PartitionWindow | None = None, port_id: str = "") -> None:
+def _replace_data(tx: Transaction, table: Table, chunks: Iterable[pa.Table], schema: pa.Schema,
+                  processing_time: datetime, stamp: Stamp, window: PartitionWindow | None = None,
+                  port_id: str = "") -> None:
     """One snapshot that removes the data files of the version served now (those of `window`'s partitions only,
-    when given) and adds the new version's files."""
+    when given) and adds the new version's files: the chunks in `schema`, each row stamped with the processing time."""
     _check_pyarrow_schema_compatible(  # as pyiceberg's own append checks
-        tx.table_metadata.schema(), provided_schema=stamped.schema, format_version=tx.table_metadata.format_version,
+        tx.table_metadata.schema(), provided_schema=schema, format_version=tx.table_metadata.format_version,
         downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False)
     properties = {PROCESSING_TIME_PROPERTY: processing_time.isoformat(), **stamp.properties()}
     if window is not None:
         properties[PARTITIONS_PROPERTY] = window.label
+    served = schema.remove(schema.get_field_index(PROCESSING_TIME_COLUMN))
     with _StampedOverwrite(tx, table.io, processing_time, properties) as snapshot:
         if window is None:
             snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
@@ -379,9 +383,14 @@ def _replace_data(tx: Transaction, table: Table, stamped: pa.Table, processing_t
             replaced = _partition_files(tx, table, window, port_id)
         for data_file in replaced:
             snapshot.delete_data_file(data_file)
-        if stamped.num_rows:
+        files = itertools.count()  # file names stay unique across the chunks
+        for chunk in chunks:
+            if not chunk.num_rows:
+                continue
+            stamped = chunk.cast(served).append_column(schema.field(PROCESSING_TIME_COLUMN),
+                                                       pa.repeat(pa.scalar(processing_time, STAMP_TYPE), chunk.num_rows))
             for data_file in _dataframe_to_data_files(table_metadata=tx.table_metadata, df=stamped, io=table.io,
-                                                      write_uuid=snapshot.commit_uuid):
+                                                      write_uuid=snapshot.commit_uuid, counter=files):
                 snapshot.append_data_file(data_file)
 
 

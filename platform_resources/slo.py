@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import FreshnessPolicy
 
 from platform_resources.manifest import Freshness, OutputPort
+from platform_resources.staged import Staged, staged
 
 SLO_CHECKS = {
     "slo_timeliness": "Timeliness SLO: the newest actual time in the data is at most max_delay before the processing time.",
@@ -46,13 +46,13 @@ def _as_datetime(value) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
         return datetime.combine(value, time.min, tzinfo=timezone.utc)
     return None
 
 
-def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previous: dict | None,
+def measure(port: OutputPort, data: Staged | pa.Table, processing_time: datetime, previous: dict | None,
             input_rows: dict[str, int] | None = None, retained: list[dict] | None = None,
             total_rows: int | None = None) -> dict:
     """The metrics of one publish. `previous` is the port's last record (metrics.latest), if any. `retained`: the
@@ -60,14 +60,13 @@ def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previou
     (without it the epoch only moves back, every version being kept). `total_rows`: a publish of some partitions
     only (`data`), after which the port serves that many rows; volume and actual times are the port's, not the
     partitions'."""
+    data = staged(data)
     before = (previous or {}).get("metrics", {})
     rows = data.num_rows if total_rows is None else total_rows
     if port.actual_time == "snapshot":
         earliest_actual = latest_actual = processing_time  # a snapshot is the state as of its processing time
     else:
-        column = data.column(port.actual_time)
-        earliest_actual = _as_datetime(pc.min(column).as_py()) if data.num_rows else None
-        latest_actual = _as_datetime(pc.max(column).as_py()) if data.num_rows else None
+        earliest_actual, latest_actual = map(_as_datetime, data.extremes(port.actual_time))
         if total_rows is not None:  # the other partitions still serve their facts
             earliest_actual = min(filter(None, [earliest_actual, _parse(before.get("earliest_actual_time"))]), default=None)
             latest_actual = max(filter(None, [latest_actual, _parse(before.get("last_actual_time"))]), default=None)
@@ -83,7 +82,7 @@ def measure(port: OutputPort, data: pa.Table, processing_time: datetime, previou
     metrics = {
         "row_count": rows,
         "row_count_change": (rows - before["row_count"]) / before["row_count"] if before.get("row_count") else None,
-        "completeness": {name: (1 - data.column(name).null_count / data.num_rows) if data.num_rows else None
+        "completeness": {name: (1 - data.null_count(name) / data.num_rows) if data.num_rows else None
                          for name in data.column_names},
         "epoch_processing_time": epoch_processing,
         "epoch_actual_time": epoch_actual.isoformat() if epoch_actual else None,

@@ -7,12 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 from workspaces import make_workspace, manifest_file, product
 
-from platform_resources.contracts import check_primary_key, query_staged
+from platform_resources.contracts import check_primary_key
 from platform_resources.governance.runtime import run_runtime_checks
 from platform_resources.governance.validate import format_text, validate
 from platform_resources.manifest import Manifest
 from platform_resources.registry import load_registry
 from platform_resources.sql_sandbox import UnsafeCondition, condition_sql
+from platform_resources.staged import StagedRelation, StagedTable
 
 COLUMNS = ["id", "amount", "status"]
 
@@ -134,15 +135,25 @@ def test_what_runs_is_the_checked_expression_not_the_manifest_text():
     assert condition_sql("amount > 0 /* ; drop */ or status is null", COLUMNS) == "amount > 0 OR status IS NULL"
 
 
-def test_the_check_connection_can_open_no_file_even_if_an_expression_got_through(tmp_path, crm_files):
+@pytest.mark.parametrize("where", ["in memory", "in the domain's DuckDB"])
+def test_the_check_connection_can_open_no_file_even_if_an_expression_got_through(tmp_path, crm_files, where):
     folder, secret = crm_files
+    if where == "in memory":  # a pyarrow table published directly
+        rows = StagedTable(staged())
+    else:  # a dbt model's result, read where dbt left it: the domain's own database is open, nothing else
+        database = tmp_path / "shop.duckdb"
+        with duckdb.connect(str(database)) as con:
+            con.register("rows", staged())
+            con.execute("create table orders as select * from rows")
+        rows = StagedRelation(database, "orders")
     for sql in (f"select count(*) from read_parquet('{folder}/*.parquet')",
                 f"select content from read_text('{secret}')",
                 f"copy (select 1) to '{tmp_path / 'x.csv'}'", f"attach '{tmp_path / 'other.duckdb'}'",
                 "set enable_external_access = true"):
         with pytest.raises(duckdb.Error, match="disabled by configuration|configuration has been locked"):
-            query_staged(staged(), sql)
-    assert query_staged(staged(), "select count(*) from staged")[0] == 3  # the staged table, and only it
+            rows.query(sql)
+    assert rows.query("select count(*) from staged")[0] == 3  # the staged rows, and only them
+    rows.close()
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "other.duckdb").exists()
 
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema, query_staged
+from platform_resources.contracts import CheckOutcome, check_not_null, check_primary_key, check_schema
 from platform_resources.governance.local_policies import as_policy
 from platform_resources.governance.policy import GLOBAL, Policy
 from platform_resources.manifest import LocalPolicy, Manifest, OutputPort
 from platform_resources.redaction import redact_values
 from platform_resources.sql_sandbox import UnsafeCondition, condition_sql, identifier
+from platform_resources.staged import Staged, staged
 
 # A hashed column serves SHA-256 hex digests, as DuckDB's sha256() returns them.
 HASHED = r"^[0-9a-f]{64}$"
@@ -78,13 +79,14 @@ def _local_runtime(manifest: Manifest, port: OutputPort) -> list[LocalPolicy]:
             if p.rows_satisfy is not None and (p.ports is None or port.name in p.ports)]
 
 
-def run_runtime_checks(manifest: Manifest, port: OutputPort, staged: pa.Table) -> list[tuple[RuntimeCheck, CheckOutcome]]:
+def run_runtime_checks(manifest: Manifest, port: OutputPort, data: Staged | pa.Table) -> list[tuple[RuntimeCheck, CheckOutcome]]:
+    data = staged(data)
     outcomes = {
-        "contract_schema": lambda: check_schema(port.contract, staged),
-        "primary_key": lambda: check_primary_key(port.contract, staged),
-        "not_null_columns": lambda: check_not_null(port.contract, staged),
-        "row_count": lambda: check_not_empty(port, staged),
-        "masking": lambda: check_masking(port, staged),
+        "contract_schema": lambda: check_schema(port.contract, data),
+        "primary_key": lambda: check_primary_key(port.contract, data),
+        "not_null_columns": lambda: check_not_null(port.contract, data),
+        "row_count": lambda: check_not_empty(port, data),
+        "masking": lambda: check_masking(port, data),
     }
     locals_by_name = {local_check_name(p): p for p in _local_runtime(manifest, port)}
     results = []
@@ -92,22 +94,23 @@ def run_runtime_checks(manifest: Manifest, port: OutputPort, staged: pa.Table) -
         if check.name in outcomes:
             results.append((check, outcomes[check.name]()))
         else:
-            results.append((check, check_rows_satisfy(check.name, locals_by_name[check.name], port, staged)))
+            results.append((check, check_rows_satisfy(check.name, locals_by_name[check.name], port, data)))
     return results
 
 
-def check_not_empty(port: OutputPort, staged: pa.Table) -> CheckOutcome:
-    rows = staged.num_rows
+def check_not_empty(port: OutputPort, data: Staged | pa.Table) -> CheckOutcome:
+    rows = data.num_rows
     passed = rows > 0 or port.may_be_empty
     summary = f"{rows} rows" + ("" if passed else "; the port does not declare may_be_empty: true, so nothing is published")
     return CheckOutcome("row_count", passed, summary, {"row_count": rows, "may_be_empty": port.may_be_empty})
 
 
-def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
+def check_masking(port: OutputPort, data: Staged | pa.Table) -> CheckOutcome:
+    data = staged(data)
     leaks: dict[str, int] = {}
     for column in (c for c in port.contract.columns if c.masking):
-        if column.name not in staged.column_names:
-            leaks[column.name] = staged.num_rows
+        if column.name not in data.column_names:
+            leaks[column.name] = data.num_rows
             continue
         name = identifier(column.name)
         value = f"cast({name} as varchar)"
@@ -118,8 +121,7 @@ def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
             visible = f"length(regexp_replace({value}, '[^A-Za-z0-9]', '', 'g'))"
             condition = f"({visible} > ? or not contains({value}, '*'))"
             params = [REDACTED_VISIBLE]
-        unmasked = query_staged(staged, f"select count(*) from staged where {name} is not null and {condition}",
-                                *params)[0]
+        unmasked = data.query(f"select count(*) from staged where {name} is not null and {condition}", *params)[0]
         if unmasked:
             leaks[column.name] = unmasked
     passed = not leaks
@@ -128,7 +130,7 @@ def check_masking(port: OutputPort, staged: pa.Table) -> CheckOutcome:
     return CheckOutcome("masking", passed, summary, {"unmasked_rows": leaks})
 
 
-def check_rows_satisfy(name: str, local: LocalPolicy, port: OutputPort, staged: pa.Table) -> CheckOutcome:
+def check_rows_satisfy(name: str, local: LocalPolicy, port: OutputPort, data: Staged | pa.Table) -> CheckOutcome:
     """Count the rows failing the condition, in the sandbox; a condition that is not safe never runs (MESH-SQL-001)."""
     condition = local.rows_satisfy
     try:
@@ -137,7 +139,7 @@ def check_rows_satisfy(name: str, local: LocalPolicy, port: OutputPort, staged: 
         return CheckOutcome(name, False, f"the condition '{condition}' of {local.id} was not run: {refused}; fix it "
                                          "in the manifest (policy MESH-SQL-001)", {"condition": condition})
     try:
-        failing = query_staged(staged, f"select count(*) from staged where not coalesce(({safe}), false)")[0]
+        failing = staged(data).query(f"select count(*) from staged where not coalesce(({safe}), false)")[0]
     except duckdb.Error as exc:  # its message can quote a row's value: never show it as is
         return CheckOutcome(name, False, f"the condition '{condition}' of {local.id} does not run on the port "
                                          f"({redact_values(str(exc)).splitlines()[0]}); fix it in the manifest",

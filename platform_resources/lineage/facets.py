@@ -27,6 +27,7 @@ from platform_resources.lineage.naming import namespace_prefix
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.ports import PROCESSING_TIME_COLUMN
 from platform_resources.redaction import redact_values
+from platform_resources.staged import Staged, staged
 
 PRODUCER = "https://mesh.example.com/mesh-platform/0.1.0"
 # Where the project's own facet schemas are published; they ship in platform_resources/lineage/schemas/.
@@ -131,14 +132,15 @@ def assertions_facet(checks: list[CheckOutcome]) -> dict:
                                                               description=redact_values(c.summary)) for c in checks])}
 
 
-def publish_facets(checks: list[CheckOutcome], data: pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:
+def publish_facets(checks: list[CheckOutcome], data: Staged | pa.Table | None, snapshot_id: int | None, first_publish: bool) -> dict:
     """What a publish attempt measured, as facets of the port: row and null counts, the Iceberg snapshot. (The
     checks go on the staged input: `assertions_facet`.)"""
     facets: dict = {}
     if data is not None:
+        data = staged(data)
         facets["dataQualityMetrics"] = DataQualityMetricsFacet(
             rowCount=data.num_rows,
-            columnMetrics={name: data_quality_metrics_dataset.ColumnMetrics(nullCount=data.column(name).null_count)
+            columnMetrics={name: data_quality_metrics_dataset.ColumnMetrics(nullCount=data.null_count(name))
                            for name in data.column_names})
     if snapshot_id is not None:
         facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=str(snapshot_id))

@@ -1,0 +1,132 @@
+"""A port's staged result: the rows one publish audits and writes, read where they are.
+
+A dbt model's result stays in the domain's DuckDB (`StagedRelation`): the checks and measures are SQL there, and the
+publish streams it to Iceberg in chunks, so no process holds a large port whole (sales' 60 million order lines at
+TPC-H scale 10 are about 10 GB as Arrow). A pyarrow table (a direct publish, a test) is staged as it is
+(`StagedTable`). Both answer the same questions; `staged()` takes either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from platform_resources.sql_sandbox import identifier, sandboxed_connection
+
+# DuckDB spills to its temporary folder beyond this (a primary-key check on 60 million rows, say).
+MEMORY_LIMIT = "2GB"
+# Arrow rows per batch read from DuckDB; chunks of batches are written as one Iceberg write each.
+BATCH_ROWS = 122_880
+
+
+class Staged:
+    """What the checks, the measures and the publish ask of a staged result."""
+
+    schema: pa.Schema
+    num_rows: int
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    def null_count(self, column: str) -> int:
+        raise NotImplementedError
+
+    def query(self, sql: str, *params) -> tuple:
+        """One row of a query over the staged rows, as relation `staged`, in a DuckDB that can open no other file."""
+        raise NotImplementedError
+
+    def extremes(self, column: str) -> tuple:
+        """The smallest and largest value of a column (None, None without rows)."""
+        raise NotImplementedError
+
+    def chunks(self, max_bytes: int, order_by: str | None = None) -> Iterator[pa.Table]:
+        """The rows, in tables of about `max_bytes` of Arrow each (ordered by `order_by`, when given)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class StagedTable(Staged):
+    """A pyarrow table, already in memory: it is written whole."""
+
+    def __init__(self, table: pa.Table):
+        self.table, self.schema, self.num_rows = table, table.schema, table.num_rows
+
+    def null_count(self, column: str) -> int:
+        return self.table.column(column).null_count
+
+    def query(self, sql: str, *params) -> tuple:
+        con = sandboxed_connection()
+        try:
+            con.register("staged", self.table)
+            return con.execute(sql, list(params)).fetchone()
+        finally:
+            con.close()
+
+    def extremes(self, column: str) -> tuple:
+        values = self.table.column(column)
+        return (pc.min(values).as_py(), pc.max(values).as_py()) if self.num_rows else (None, None)
+
+    def chunks(self, max_bytes: int, order_by: str | None = None) -> Iterator[pa.Table]:
+        yield self.table
+
+
+class StagedRelation(Staged):
+    """A relation of a domain's DuckDB (a dbt model's result), optionally only the rows of `where`."""
+
+    def __init__(self, database: Path, relation: str, where: str | None = None):
+        # Only the domain's database (and DuckDB's own spill folder beside it) is in reach, and that stays so. The
+        # same configuration for every connection: DuckDB shares one database instance among a process's connections.
+        self.con = duckdb.connect(str(database), read_only=True, config={
+            "memory_limit": MEMORY_LIMIT, "enable_external_access": False, "lock_configuration": True})
+        try:
+            self.con.execute(f"create temp view staged as select * from {relation}" + (f" where {where}" if where else ""))
+            self.schema = self.con.execute("select * from staged limit 0").to_arrow_table().schema
+            counts = ", ".join(f"count({identifier(name)})" for name in self.schema.names)
+            total, *present = self.con.execute(f"select count(*){', ' + counts if counts else ''} from staged").fetchone()
+        except BaseException:
+            self.con.close()
+            raise
+        self.num_rows = total
+        self._nulls = {name: total - count for name, count in zip(self.schema.names, present)}
+
+    def null_count(self, column: str) -> int:
+        return self._nulls[column]
+
+    def query(self, sql: str, *params) -> tuple:
+        return self.con.execute(sql, list(params)).fetchone()
+
+    def extremes(self, column: str) -> tuple:
+        return self.query(f"select min({identifier(column)}), max({identifier(column)}) from staged")
+
+    def chunks(self, max_bytes: int, order_by: str | None = None) -> Iterator[pa.Table]:
+        order = f" order by {identifier(order_by)}" if order_by else ""
+        reader = self.con.execute(f"select * from staged{order}").to_arrow_reader(BATCH_ROWS)
+        batches, size = [], 0
+        for batch in reader:
+            batches.append(batch)
+            size += batch.nbytes
+            if size >= max_bytes:
+                yield pa.Table.from_batches(batches, self.schema)
+                batches, size = [], 0
+        if batches or not self.num_rows:
+            yield pa.Table.from_batches(batches, self.schema)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> StagedRelation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def staged(data: Staged | pa.Table) -> Staged:
+    return data if isinstance(data, Staged) else StagedTable(data)

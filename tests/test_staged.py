@@ -1,0 +1,104 @@
+"""A staged result read where dbt left it: the same answers as the table in memory, written to Iceberg in chunks."""
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from platform_resources import ports, staged
+from platform_resources.partitions import PartitionWindow
+from platform_resources.staged import StagedRelation, StagedTable
+
+PORT = "sales.orders.orders"
+
+
+def orders(n: int = 1000) -> pa.Table:
+    return pa.table({
+        "o_orderkey": pa.array(range(n), pa.int64()),
+        "o_orderdate": pa.array([date(1995, 1 + i % 3, 1 + i % 28) for i in range(n)], pa.date32()),
+        "o_comment": [None if i % 10 == 0 else f"order {i}" for i in range(n)],
+        "o_seen": pa.array([datetime(2020, 1, 1, i % 24, tzinfo=timezone.utc) for i in range(n)],
+                           pa.timestamp("us", tz="UTC")),
+    })
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch):
+    """orders() as a table of a domain's DuckDB file, the way a dbt model leaves its result; read in batches of 50
+    rows, so that a small target file size makes several chunks of these 1000 rows."""
+    monkeypatch.setattr(staged, "BATCH_ROWS", 50)
+    path = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", orders())
+        con.execute("create table orders as select * from rows")
+    return path
+
+
+@pytest.fixture
+def relation(database):
+    rows = StagedRelation(database, "main.orders")
+    yield rows
+    rows.close()
+
+
+def test_a_relation_answers_as_its_table_in_memory(database):
+    with duckdb.connect(str(database), read_only=True) as con:  # how a port's result was read before it was staged
+        table = StagedTable(con.execute("select * from main.orders").to_arrow_table())
+    relation = StagedRelation(database, "main.orders")
+    assert relation.schema == table.schema and relation.num_rows == table.num_rows == 1000
+    assert [relation.null_count(c) for c in relation.column_names] == [table.null_count(c) for c in table.column_names]
+    assert relation.null_count("o_comment") == 100
+    for column in ("o_orderdate", "o_seen"):
+        assert relation.extremes(column) == table.extremes(column)
+    assert relation.extremes("o_seen")[1] == datetime(2020, 1, 1, 23, tzinfo=timezone.utc)
+    sql = "select count(*) from staged where o_orderdate >= ?"
+    assert relation.query(sql, date(1995, 2, 1)) == table.query(sql, date(1995, 2, 1))
+    relation.close()
+
+
+def test_chunks_hold_every_row_once_in_the_order_asked(relation):
+    chunks = list(relation.chunks(max_bytes=4096, order_by="o_orderdate"))
+    assert len(chunks) > 3 and all(c.schema == relation.schema for c in chunks)
+    dates = pa.concat_tables(chunks).column("o_orderdate").to_pylist()
+    assert len(dates) == 1000 and dates == sorted(dates)
+    assert sorted(pa.concat_tables(chunks).column("o_orderkey").to_pylist()) == list(range(1000))
+
+
+def test_only_the_rows_of_the_window_are_staged(database, relation):
+    february = StagedRelation(database, "main.orders", "o_orderdate >= '1995-02-01' and "
+                                                                        "o_orderdate < '1995-03-01'")
+    assert february.num_rows == orders().filter(pa.compute.equal(pa.compute.month(orders()["o_orderdate"]), 2)).num_rows
+    february.close()
+
+
+def test_a_relation_publishes_in_chunks_as_one_version(fresh_home, relation):
+    ports.publish(PORT, orders(10))  # the port exists; its files may be small from now on
+    ports.catalog().load_table(ports.table_identifier(PORT)).transaction() \
+        .set_properties({"write.target-file-size-bytes": "8192"}).commit_transaction()
+    before = len(ports.versions(PORT))
+    published = ports.publish(PORT, relation)
+    assert published.rows == 1000 and len(ports.versions(PORT)) == before + 1
+    version = ports.resolve_version(PORT)
+    files = ports.local_data_files(PORT, version)
+    assert len(files) > 3  # written a chunk at a time
+    served = ports.scan_version(PORT, version)
+    assert sorted(served.column("o_orderkey").to_pylist()) == list(range(1000))
+    assert set(served.column(ports.PROCESSING_TIME_COLUMN).to_pylist()) == {published.processing_time}
+    assert served.column("o_comment").null_count == 100
+
+
+def test_a_partitioned_relation_is_written_partition_after_partition(fresh_home, relation):
+    months = PartitionWindow("o_orderdate", "month", ("1995-01-01", "1995-02-01", "1995-03-01"),
+                             date(1995, 1, 1), date(1995, 4, 1), whole=True)
+    ports.publish(PORT, orders(10), window=months)
+    ports.catalog().load_table(ports.table_identifier(PORT)).transaction() \
+        .set_properties({"write.target-file-size-bytes": "8192"}).commit_transaction()
+    ports.publish(PORT, relation, window=months)
+    version = ports.resolve_version(PORT)
+    # Written in the partitions' order: each month's files come one after the other (file names count the writes).
+    files = sorted(ports.local_data_files(PORT, version), key=lambda f: int(Path(f).name.split("-")[1]))
+    months = [Path(f).parent.name for f in files]
+    assert len(files) > 3 and months == sorted(months) and len(set(months)) == 3
+    assert sorted(ports.scan_version(PORT, version).column("o_orderkey").to_pylist()) == list(range(1000))

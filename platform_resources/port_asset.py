@@ -36,10 +36,10 @@ from platform_resources.lineage.facets import (assertions_facet, column_lineage,
 from platform_resources.lineage.resource import LineageResource
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.partitions import PartitionWindow, partitioning_text, sql_predicate, window_of_run
-from platform_resources.staged import StagedRelation
 from platform_resources.redaction import redacted_error
 from platform_resources.registry import Registry
 from platform_resources.slo import SLO_CHECKS, freshness_policy
+from platform_resources.staged import StagedRelation
 
 
 def _tags(manifest: Manifest, port: OutputPort, report: PolicyReport) -> dict[str, str]:

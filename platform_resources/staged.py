@@ -121,12 +121,6 @@ class StagedRelation(Staged):
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> StagedRelation:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def staged(data: Staged | pa.Table) -> Staged:
     return data if isinstance(data, Staged) else StagedTable(data)

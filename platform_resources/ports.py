@@ -30,8 +30,8 @@ from pyiceberg.table.update import AddSnapshotUpdate, UpdatesAndRequirements
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyiceberg.types import DoubleType, FloatType, IcebergType
 from pyiceberg.utils.config import Config
-from pyiceberg.utils.properties import property_as_int
 from pyiceberg.utils.datetime import datetime_to_millis
+from pyiceberg.utils.properties import property_as_int
 
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 from platform_resources.partitions import PartitionWindow, iceberg_filter, sql_predicate, transform_name

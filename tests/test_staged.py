@@ -67,6 +67,7 @@ def test_chunks_hold_every_row_once_in_the_order_asked(relation):
 
 
 def test_only_the_rows_of_the_window_are_staged(database, relation):
+    # `relation` stays open meanwhile: two staged connections to one database coexist (same configuration).
     february = StagedRelation(database, "main.orders", "o_orderdate >= '1995-02-01' and "
                                                                         "o_orderdate < '1995-03-01'")
     assert february.num_rows == orders().filter(pa.compute.equal(pa.compute.month(orders()["o_orderdate"]), 2)).num_rows

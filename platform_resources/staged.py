@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.io.pyarrow import bin_pack_record_batches
 
 from platform_resources.sql_sandbox import identifier, sandboxed_connection
 
@@ -45,7 +46,8 @@ class Staged:
         raise NotImplementedError
 
     def chunks(self, max_bytes: int, order_by: str | None = None) -> Iterator[pa.Table]:
-        """The rows, in tables of about `max_bytes` of Arrow each (ordered by `order_by`, when given)."""
+        """The rows, in tables of about `max_bytes` of Arrow each (ordered by `order_by`, when given); none or empty
+        ones without rows."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -108,14 +110,7 @@ class StagedRelation(Staged):
     def chunks(self, max_bytes: int, order_by: str | None = None) -> Iterator[pa.Table]:
         order = f" order by {identifier(order_by)}" if order_by else ""
         reader = self.con.execute(f"select * from staged{order}").to_arrow_reader(BATCH_ROWS)
-        batches, size = [], 0
-        for batch in reader:
-            batches.append(batch)
-            size += batch.nbytes
-            if size >= max_bytes:
-                yield pa.Table.from_batches(batches, self.schema)
-                batches, size = [], 0
-        if batches or not self.num_rows:
+        for batches in bin_pack_record_batches(reader, max_bytes):  # pyiceberg's own streaming write packs the same way
             yield pa.Table.from_batches(batches, self.schema)
 
     def close(self) -> None:

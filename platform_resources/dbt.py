@@ -25,7 +25,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from platform_resources import dbt_sandbox
 from platform_resources.dbt_fork import forked_dbt_commands
-from platform_resources.home import mesh_home
+from platform_resources.home import domain_duckdb_path, mesh_home
 from platform_resources.manifest import Manifest
 from platform_resources.registry import Domain, Registry
 
@@ -148,9 +148,9 @@ def _fingerprint(domain: Domain) -> str:
     files = [root / "dbt_project.yml", PLATFORM_PROFILES_DIR / "profiles.yml",
              *(p for p in (root / "models").rglob("*") if p.is_file())]
     stats = sorted(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files if p.exists())
-    # The profile names the DuckDB under the mesh home; dbt parses from scratch when the profile differs from the
-    # one it parsed with, so a parse for another home would make every run parse in full.
-    return hashlib.sha256("\n".join([str(mesh_home()), *stats]).encode()).hexdigest()
+    # Not the mesh home: the platform's profile names the domain's DuckDB relative to the home (database_environment),
+    # so the parse of one home serves every other.
+    return hashlib.sha256("\n".join(stats).encode()).hexdigest()
 
 
 def _fingerprint_path(domain: Domain) -> Path:
@@ -181,7 +181,7 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     for domain in stale:
         folder = str(domain.dbt_project)
-        os.environ.update(dbt_sandbox.environment(domain.name, []))  # the profile names the domain's DuckDB
+        os.environ.update({**dbt_sandbox.environment(domain.name, []), **database_environment(domain.name)})
         result = dbtRunner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
                                      "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
                                      "--profile", PLATFORM_PROFILE])
@@ -189,6 +189,16 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
             raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
         _fingerprint_path(domain).write_text(_fingerprint(domain))
     return [d.name for d in stale]
+
+
+DATABASE = "MESH_DBT_DATABASE"  # the platform's profile's path of the domain's DuckDB
+
+
+def database_environment(domain: str) -> dict[str, str]:
+    """The domain's DuckDB as the platform names it to dbt: by file name, dbt running in the home's domains folder
+    (MeshDbtCliResource.cli). dbt's parse state holds the profile, and a path naming the home would make dbt parse
+    the whole project again in every new home (about 2 s each)."""
+    return {DATABASE: domain_duckdb_path(domain).name}
 
 
 def load_manifest_json(domain: Domain) -> dict[str, Any]:
@@ -265,7 +275,9 @@ class MeshDbtCliResource(DbtCliResource):
             if state.exists():
                 target_path.mkdir(parents=True, exist_ok=True)
                 shutil.copy(state, target_path / PARTIAL_PARSE)
-        with forked_dbt_commands():
+        domain = os.environ[dbt_sandbox.DOMAIN]  # set by the step with the sandbox
+        os.environ.update(database_environment(domain))
+        with forked_dbt_commands(working_dir=domain_duckdb_path(domain).parent):
             return super().cli(args, context=context, target_path=target_path, **kwargs)
 
 

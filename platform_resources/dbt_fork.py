@@ -11,6 +11,7 @@ its exit code is dbt's, and the sandbox DuckDB locks for the models (dbt_sandbox
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -22,13 +23,18 @@ import types
 from collections.abc import Iterator, Mapping, Sequence
 
 POLL_SECONDS = 0.05
+PATHS_RELATIVE_TO_CWD = ("DBT_TARGET_PATH", "DBT_LOG_PATH", "DBT_PROJECT_DIR")  # as dagster-dbt sets them
 
 
 class ForkedDbt:
     """The part of subprocess.Popen that dagster-dbt's DbtCliInvocation uses, for `dbt <args>`."""
 
-    def __init__(self, args: Sequence[str], *, env: Mapping[str, str], cwd: str | os.PathLike, **_: object):
+    def __init__(self, args: Sequence[str], *, env: Mapping[str, str], cwd: str | os.PathLike,
+                 working_dir: str | os.PathLike | None = None, **_: object):
         self.args = list(args)
+        if working_dir is not None:  # dbt runs there; the paths dagster-dbt gave relative to `cwd` stay where they are
+            env = {**env, **{key: os.path.join(cwd, env[key]) for key in PATHS_RELATIVE_TO_CWD if key in env}}
+            cwd = working_dir
         self.returncode: int | None = None
         read, write = os.pipe()
         sys.stdout.flush()
@@ -105,12 +111,14 @@ def release_adapters() -> None:
 
 
 @contextlib.contextmanager
-def forked_dbt_commands() -> Iterator[None]:
-    """While dagster-dbt starts a dbt invocation, its subprocess.Popen is ForkedDbt (only in its own module)."""
+def forked_dbt_commands(working_dir: str | os.PathLike | None = None) -> Iterator[None]:
+    """While dagster-dbt starts a dbt invocation, its subprocess.Popen is ForkedDbt (only in its own module): dbt
+    runs in `working_dir` if given, else in the folder dagster-dbt chose (the project's)."""
     from dagster_dbt.core import dbt_cli_invocation
 
     real = dbt_cli_invocation.subprocess
-    dbt_cli_invocation.subprocess = types.SimpleNamespace(Popen=ForkedDbt, PIPE=subprocess.PIPE,
+    popen = functools.partial(ForkedDbt, working_dir=working_dir)
+    dbt_cli_invocation.subprocess = types.SimpleNamespace(Popen=popen, PIPE=subprocess.PIPE,
                                                           STDOUT=subprocess.STDOUT)
     try:
         yield

@@ -30,6 +30,7 @@ from typing import Any
 from dagster import DagsterInstance
 
 from platform_resources.dbt_fork import release_adapters
+from platform_resources.event_log_files import kept_open
 from platform_resources.launch import NotLaunched, create_run, root_cause
 
 # What every run worker needs, imported once by the forkserver: Dagster's execution, dagster-dbt, the platform.
@@ -140,7 +141,7 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
     from dagster._utils.hosted_user_process import recon_job_from_origin
     from dagster._utils.interrupts import capture_interrupts
 
-    with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance:
+    with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance, kept_open(instance, run_id):
         try:
             origin = WorkspaceFileTarget(paths=[spec]).create_origins()[0]
             location = InProcessCodeLocation(InProcessCodeLocationOrigin(

@@ -38,3 +38,22 @@ def test_a_forked_command_streams_dbts_json_log_lines_from_its_folder_and_enviro
     assert events and all("info" in event for event in events)
     assert (tmp_path / "target" / "manifest.json").exists()  # parsed in the folder it was given
     assert os.getcwd() != str(tmp_path)  # the fork changed folder, this process did not
+
+
+def test_a_command_given_a_working_dir_opens_relative_databases_there_and_keeps_its_target_in_the_project(tmp_path):
+    project, work = tmp_path / "project", tmp_path / "work"
+    (project / "models").mkdir(parents=True)
+    work.mkdir()
+    (project / "dbt_project.yml").write_text("name: forked\nversion: '1.0'\nprofile: forked\n")
+    (project / "models" / "answer.sql").write_text("select 42 as answer")
+    (project / "profiles.yml").write_text("forked:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n"
+                                          "      path: forked.duckdb\n")
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_TARGET_PATH": "target/one",
+           "DBT_LOG_PATH": "target/one", "DBT_PROJECT_DIR": str(project), "DBT_PROFILES_DIR": str(project)}
+    process = ForkedDbt([DBT, "run"], env=env, cwd=project, working_dir=work)
+    with process.stdout:
+        output = process.stdout.read().decode()
+    assert process.wait() == 0, output
+    assert (work / "forked.duckdb").exists() and not (project / "forked.duckdb").exists()
+    assert (project / "target" / "one" / "run_results.json").exists()  # where dagster-dbt looks for it
+    assert (project / "target" / "one" / "dbt.log").exists() and not (work / "target").exists()

@@ -1,0 +1,36 @@
+"""A run worker keeps the index and its run's SQLite event log open (platform_resources.event_log_files): SQLite
+then keeps the write-ahead log between events instead of checkpointing and deleting it after every one, and other
+processes still read and write the run's events."""
+
+import multiprocessing
+import uuid
+from pathlib import Path
+
+from dagster import DagsterInstance
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+
+from platform_resources.event_log_files import kept_open
+
+
+def _report(run_id: str, message: str) -> None:  # another process writing to the run's event log
+    with DagsterInstance.get() as instance:
+        instance.report_engine_event(message, None, job_name="a_job", run_id=run_id)
+
+
+def test_the_event_logs_stay_open_for_the_run_and_others_still_write_them(fresh_home):
+    (fresh_home / "dagster").mkdir(parents=True)
+    (fresh_home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run_id = str(uuid.uuid4())
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        run_log, index = (Path(storage.path_for_shard(shard)) for shard in (run_id, INDEX_SHARD_NAME))
+        with kept_open(instance, run_id):
+            instance.report_engine_event("first", None, job_name="a_job", run_id=run_id)
+            assert Path(f"{run_log}-wal").exists()  # not checkpointed away after the event
+            writer = multiprocessing.get_context("spawn").Process(target=_report, args=(run_id, "from another"))
+            writer.start()
+            writer.join(120)
+            assert writer.exitcode == 0
+            assert [e.dagster_event.message for e in instance.all_logs(run_id)] == ["first", "from another"]
+        assert not Path(f"{run_log}-wal").exists() and not Path(f"{index}-wal").exists()  # all closed: checkpointed
+        assert [e.dagster_event.message for e in instance.all_logs(run_id)] == ["first", "from another"]

@@ -6,6 +6,7 @@ code location only reads a JSON file: no dbt parse at import time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -14,7 +15,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,10 @@ def prepare(registry: Registry, names: list[str] | None = None) -> list[str]:
     os.environ.setdefault("MESH_HOME", str(mesh_home()))
     for domain in stale:
         folder = str(domain.dbt_project)
-        os.environ.update({**dbt_sandbox.environment(domain.name, []), **database_environment(domain.name)})
-        result = dbtRunner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
-                                     "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
-                                     "--profile", PLATFORM_PROFILE])
+        with environment_set({**dbt_sandbox.environment(domain.name, []), **database_environment(domain.name)}):
+            result = dbtRunner().invoke(["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", "parse",
+                                         "--project-dir", folder, "--profiles-dir", str(PLATFORM_PROFILES_DIR),
+                                         "--profile", PLATFORM_PROFILE])
         if not result.success:
             raise DbtNotPreparedError(f"dbt parse failed for {folder}: {result.exception or 'see the dbt output above'}")
         _fingerprint_path(domain).write_text(_fingerprint(domain))
@@ -199,6 +200,22 @@ def database_environment(domain: str) -> dict[str, str]:
     (MeshDbtCliResource.cli). dbt's parse state holds the profile, and a path naming the home would make dbt parse
     the whole project again in every new home (about 2 s each)."""
     return {DATABASE: domain_duckdb_path(domain).name}
+
+
+@contextlib.contextmanager
+def environment_set(values: Mapping[str, str]) -> Iterator[None]:
+    """These environment variables while dbt starts, the previous ones afterwards: the platform's relative DuckDB
+    path must not reach a dbt (or dbt-ol) run later from this process's environment."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def load_manifest_json(domain: Domain) -> dict[str, Any]:
@@ -276,8 +293,8 @@ class MeshDbtCliResource(DbtCliResource):
                 target_path.mkdir(parents=True, exist_ok=True)
                 shutil.copy(state, target_path / PARTIAL_PARSE)
         domain = os.environ[dbt_sandbox.DOMAIN]  # set by the step with the sandbox
-        os.environ.update(database_environment(domain))
-        with forked_dbt_commands(working_dir=domain_duckdb_path(domain).parent):
+        with environment_set(database_environment(domain)), \
+                forked_dbt_commands(working_dir=domain_duckdb_path(domain).parent):
             return super().cli(args, context=context, target_path=target_path, **kwargs)
 
 

@@ -36,7 +36,7 @@ from platform_resources.launch import NotLaunched, create_run, root_cause
 # What every run worker needs, imported once by the forkserver: Dagster's execution, dagster-dbt, the platform.
 PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platform_resources.run_workers",
            "dagster._core.remote_representation.code_location", "dagster._grpc.impl",
-           "dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.factory"]
+           "dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.factory", "platform_resources.dbt_warm"]
 STOP_SECONDS = 10  # how long an interrupted run may take to end before its worker is killed
 
 

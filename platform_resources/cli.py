@@ -36,6 +36,10 @@ MODULE_COMMANDS = {
 
 
 def _run(args: argparse.Namespace) -> int:
+    from platform_resources.forkserver import start_forkserver
+
+    prepare_home()  # the forkserver keeps the umask and environment it starts with
+    start_forkserver()  # it imports Dagster and dbt while this process does the same
     from platform_resources.runner import format_summary, run_mesh
 
     try:

@@ -1,4 +1,4 @@
-"""Imported by `mesh run`'s forkserver (run_workers.PRELOAD): what every dbt command would compute again, computed
+"""Imported by `mesh run`'s forkserver (forkserver.PRELOAD): what every dbt command would compute again, computed
 once, so that each run worker, and each dbt command forked from it (dbt_fork), starts with it.
 
 dbt validates the project, the profile and the selectors against JSON schemas that mashumaro builds from dbt's

@@ -33,10 +33,6 @@ from platform_resources.dbt_fork import release_adapters
 from platform_resources.event_log_files import kept_open
 from platform_resources.launch import NotLaunched, create_run, root_cause
 
-# What every run worker needs, imported once by the forkserver: Dagster's execution, dagster-dbt, the platform.
-PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platform_resources.run_workers",
-           "dagster._core.remote_representation.code_location", "dagster._grpc.impl",
-           "dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.factory", "platform_resources.dbt_warm"]
 STOP_SECONDS = 10  # how long an interrupted run may take to end before its worker is killed
 
 
@@ -46,15 +42,8 @@ def is_local(entry: Mapping[str, Any]) -> bool:
     return kind in ("python_module", "python_file", "python_package") and not target.get("executable_path")
 
 
-def start_forkserver() -> None:
-    """Start the forkserver in the background: it imports PRELOAD while this process does other work, and the
-    first fork waits for it."""
-    multiprocessing.set_forkserver_preload(PRELOAD)  # the forkserver is the process's; so is its preload
-    threading.Thread(target=multiprocessing.forkserver.ensure_running, name="mesh-forkserver", daemon=True).start()
-
-
 class RunWorkers:
-    """The run workers forked from the forkserver (start_forkserver first, for its preload). Leaving the context waits
+    """The run workers forked from the forkserver (platform_resources.forkserver.start_forkserver first, for its preload). Leaving the context waits
     for the workers (and kills those still running after STOP_SECONDS)."""
 
     def __init__(self, instance: DagsterInstance, cwd: Path, log_of: Callable[[str], Path]):

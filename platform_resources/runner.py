@@ -41,7 +41,8 @@ from platform_resources.partitions import plan_ranges_in_one_event, run_tags
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
-from platform_resources.run_workers import RunWorkers, is_local, start_forkserver
+from platform_resources.forkserver import start_forkserver
+from platform_resources.run_workers import RunWorkers, is_local
 
 _PREPARING = threading.Lock()
 POLL_SECONDS = 0.5

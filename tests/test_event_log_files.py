@@ -1,6 +1,6 @@
-"""A run worker keeps the index and its run's SQLite event log open (platform_resources.event_log_files): SQLite
-then keeps the write-ahead log between events instead of checkpointing and deleting it after every one, and other
-processes still read and write the run's events."""
+"""A run worker keeps the index and its run's SQLite event log open (platform_resources.event_log_files): one
+engine and connection per file instead of one per event, so SQLite keeps the write-ahead log between events instead
+of checkpointing and deleting it after every one, and other processes still read and write the run's events."""
 
 import multiprocessing
 import uuid
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+from sqlalchemy import Engine, event
 
 from platform_resources.event_log_files import kept_open
 
@@ -34,3 +35,22 @@ def test_the_event_logs_stay_open_for_the_run_and_others_still_write_them(fresh_
             assert [e.dagster_event.message for e in instance.all_logs(run_id)] == ["first", "from another"]
         assert not Path(f"{run_log}-wal").exists() and not Path(f"{index}-wal").exists()  # all closed: checkpointed
         assert [e.dagster_event.message for e in instance.all_logs(run_id)] == ["first", "from another"]
+
+
+def test_events_of_a_run_share_one_connection_per_file(fresh_home):
+    (fresh_home / "dagster").mkdir(parents=True)
+    (fresh_home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run_id = str(uuid.uuid4())
+    connects = []
+    count = lambda *args: connects.append(args)  # noqa: E731
+    with DagsterInstance.get() as instance:
+        instance.all_logs(str(uuid.uuid4()))  # the index created before counting
+        event.listen(Engine, "connect", count)
+        try:
+            with kept_open(instance, run_id):
+                for i in range(20):
+                    instance.report_engine_event(f"event {i}", None, job_name="a_job", run_id=run_id)
+                assert len(instance.all_logs(run_id)) == 20
+        finally:
+            event.remove(Engine, "connect", count)
+    assert len(connects) <= 2  # the run's file and the index, not one per event

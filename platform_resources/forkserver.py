@@ -1,0 +1,24 @@
+"""The forkserver that `mesh run`'s run workers are forked from (platform_resources.run_workers).
+
+Standard library only: `mesh run` starts it before importing Dagster itself, so the forkserver's imports and the
+command's own overlap on two cores instead of following each other.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import threading
+
+# What every run worker needs, imported once by the forkserver: Dagster's execution, dagster-dbt, the platform.
+PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platform_resources.run_workers",
+           "dagster._core.remote_representation.code_location", "dagster._grpc.impl",
+           "dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.factory", "platform_resources.dbt_warm"]
+
+
+def start_forkserver() -> None:
+    """Start the forkserver in the background (again: no-op): it imports PRELOAD while this process does other
+    work, and the first fork waits for it. It keeps the umask and environment it starts with: prepare the mesh
+    home first."""
+    multiprocessing.set_forkserver_preload(PRELOAD)  # the forkserver is the process's; so is its preload
+    threading.Thread(target=multiprocessing.forkserver.ensure_running, name="mesh-forkserver", daemon=True).start()

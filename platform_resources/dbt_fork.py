@@ -69,6 +69,7 @@ class ForkedDbt:
 
 def _run_dbt(args: list[str], env: Mapping[str, str], cwd: str | os.PathLike, output: int) -> int:
     """What the `dbt` executable does (dbt.cli.main:cli), in this forked process; its exit code."""
+    gc.freeze()  # the worker's objects: never scanned by this process's collections (nor copied by them)
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # not the run worker's interrupt capture
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -103,10 +104,9 @@ def release_adapters() -> None:
     """Drop dbt's adapters and collect them: each holds a multiprocessing lock, a named semaphore that a process
     ending with os._exit (a fork, a multiprocessing worker) would otherwise leave to the resource tracker, which
     warns of it."""
-    if "dbt.adapters.factory" in sys.modules:
-        from dbt.adapters.factory import reset_adapters
-
-        reset_adapters()
+    factory = sys.modules.get("dbt.adapters.factory")
+    if factory is not None and factory.FACTORY.adapters:
+        factory.reset_adapters()
         gc.collect()
 
 

@@ -16,6 +16,7 @@ through their code server (platform_resources.launch).
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -115,6 +116,7 @@ class RunWorkers:
 def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, str], instance_ref: Any,
             environment: dict[str, str], cwd: str, log_path: str, created: multiprocessing.connection.Connection) -> None:
     """The run worker: load the location, create the run, say so (None, or why not), execute it."""
+    gc.freeze()  # what the forkserver imported: never scanned by this worker's collections (nor copied by them)
     os.environ.clear()
     os.environ.update(environment)
     os.chdir(cwd)  # module working directories are relative to the workspace's folder

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -23,6 +24,7 @@ MARKER = "generated.json"
 # dbgen builds every table in memory: 16.9 GB at scale 10 (160 s). Within 6 GB DuckDB spills to a temporary folder
 # instead (173 s at scale 10; a 1 GB limit took about 195 s), leaving room for the rest of `mesh run` in 8 GB.
 GENERATION_MEMORY = 6 * 2**30
+_started: dict[tuple[Path, float], Future[bool]] = {}
 
 
 def generation_memory() -> int:
@@ -65,8 +67,17 @@ def generate(folder: Path, scale: float) -> None:
     (folder / MARKER).write_text(json.dumps({"scale": scale}))
 
 
+def ensure_started(folder: Path, scale: float) -> None:
+    """Start `ensure` in a thread: dbgen runs in DuckDB's threads while this process goes on (`mesh run` imports
+    Dagster meanwhile); the next `ensure` of the same folder and scale waits for it and returns what it returned."""
+    _started[(folder, scale)] = ThreadPoolExecutor(1, thread_name_prefix="mesh-generate").submit(ensure, folder, scale)
+
+
 def ensure(folder: Path, scale: float) -> bool:
     """Generate the systems unless they already exist at this scale. Returns True when it generated."""
+    started = _started.pop((folder, scale), None)
+    if started is not None:
+        return started.result()
     if generated_scale(folder) == scale and all((folder / f"{s}.duckdb").exists() for s in SYSTEMS):
         return False
     generate(folder, scale)

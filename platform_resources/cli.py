@@ -36,14 +36,19 @@ MODULE_COMMANDS = {
 
 
 def _run(args: argparse.Namespace) -> int:
+    from operational_systems import tpch
     from platform_resources.forkserver import start_forkserver
+    from platform_resources.home import operational_dir
+    from platform_resources.maintenance import mesh_lock
 
     prepare_home()  # the forkserver keeps the umask and environment it starts with
     start_forkserver()  # it imports Dagster and dbt while this process does the same
-    from platform_resources.runner import format_summary, run_mesh
-
     try:
-        summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print, partitions=args.partitions)
+        with mesh_lock(print):
+            tpch.ensure_started(operational_dir(), args.scale)  # dbgen is single-threaded: it overlaps the imports
+            from platform_resources.runner import format_summary, run_mesh
+
+            summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print, partitions=args.partitions)
     except KeyboardInterrupt:  # Ctrl-C: run_mesh has canceled its runs and stopped what it started
         print("mesh run: interrupted; the runs still going were canceled", file=sys.stderr)
         return 130

@@ -23,10 +23,17 @@ BATCH_TAG = "mesh/batch"  # every run `mesh run` launches carries it
 STARTING_GRACE_SECONDS = 600  # a run younger than this may still be starting its worker
 
 
+_HELD: set[Path] = set()  # the mesh homes whose run lock this process holds
+
+
 @contextmanager
 def mesh_lock(log) -> Iterator[None]:
-    """One `mesh run` at a time on a mesh home: a second one waits, and says for whom."""
+    """One `mesh run` at a time on a mesh home: a second one waits, and says for whom. Within the lock, taking it
+    again in the same process holds it already (`mesh run` takes it before generating, run_mesh again)."""
     path = mesh_home() / "run.lock"
+    if path in _HELD:
+        yield
+        return
     holder = mesh_home() / "run.lock.holder"
     lock = FileLock(str(path))
     try:
@@ -35,10 +42,12 @@ def mesh_lock(log) -> Iterator[None]:
         who = holder.read_text().strip() if holder.exists() else "another mesh run"
         log(f"waiting: {who} is running on this mesh home ({mesh_home()}); Ctrl-C to stop waiting")
         lock.acquire()
+    _HELD.add(path)
     try:
         holder.write_text(f"mesh run (pid {os.getpid()}, started {datetime.now(UTC).isoformat(timespec='seconds')})")
         yield
     finally:
+        _HELD.discard(path)
         holder.unlink(missing_ok=True)
         lock.release()
 

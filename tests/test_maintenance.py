@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,24 @@ def test_a_second_mesh_run_waits_and_says_for_whom(fresh_home):
         assert done.exists()  # acquired only once the first run had finished its work and let go
     holder.wait()
     assert said == [said[0]] and f"mesh run (pid {holder.pid}," in said[0] and "waiting" in said[0]
+
+
+def test_the_process_holding_the_lock_takes_it_again_at_once_and_keeps_it(fresh_home):
+    prepare_home()
+    inner_done = threading.Event()
+
+    def take_twice() -> None:
+        with maintenance.mesh_lock(print), maintenance.mesh_lock(print):  # `mesh run`, then run_mesh
+            inner_done.set()
+
+    taker = threading.Thread(target=take_twice, daemon=True)
+    taker.start()
+    assert inner_done.wait(30), "the second take waited for the lock its own process holds"
+    taker.join(30)
+    other = subprocess.run([sys.executable, "-c", "from platform_resources.maintenance import mesh_lock\n"
+                            "with mesh_lock(print): print('taken')"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MESH_HOME": str(fresh_home)})
+    assert other.stdout.strip() == "taken"  # released when the outer take ended
 
 
 def test_runs_of_a_killed_mesh_run_are_marked_failed_and_live_ones_are_left(fresh_home):

@@ -6,7 +6,8 @@ import multiprocessing
 import uuid
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import AssetKey, AssetMaterialization, DagsterInstance
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from sqlalchemy import Engine, event
 
@@ -50,7 +51,15 @@ def test_events_of_a_run_share_one_connection_per_file(fresh_home):
             with kept_open(instance, run_id):
                 for i in range(20):
                     instance.report_engine_event(f"event {i}", None, job_name="a_job", run_id=run_id)
-                assert len(instance.all_logs(run_id)) == 20
+                    materialization = AssetMaterialization(AssetKey(["a", "b"]), partition=f"p{i}",
+                                                           tags={"dagster/data_version": str(i)})
+                    instance.report_dagster_event(DagsterEvent(
+                        DagsterEventType.ASSET_MATERIALIZATION.value, job_name="a_job",
+                        event_specific_data=StepMaterializationData(materialization)), run_id=run_id)
+                assert len(instance.all_logs(run_id)) == 40
+                with instance.event_log_storage.run_connection(run_id) as conn:
+                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: no disk wait per commit
         finally:
             event.remove(Engine, "connect", count)
-    assert len(connects) <= 2  # the run's file and the index, not one per event
+    assert len(connects) <= 3  # the run's file, the index and its tables asked once: not one per event or tag set
+    assert instance.get_latest_materialization_event(AssetKey(["a", "b"])).dagster_event.partition == "p19"

@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 
-from platform_resources import dbt
+from platform_resources import dbt_prepare
 from platform_resources.home import prepare_home
 from platform_resources.registry import published_registry
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     prepare_home()
     registry = published_registry()
-    dbt.prepare(registry)  # loading reads the prepared dbt manifest; parsing it is not part of a load
+    dbt_prepare.prepare(registry)  # loading reads the prepared dbt manifest; parsing it is not part of a load
     medians = {}
     for name, domain in registry.domains.items():
         if not domain.is_local:

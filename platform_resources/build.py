@@ -25,6 +25,7 @@ from dagster import (
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
 from platform_resources import dbt, dbt_sandbox
+from platform_resources import dbt_prepare
 from platform_resources.asset_metadata import display_path, model_metadata, with_model_metadata
 from platform_resources.dbt import keep_parse_state, models_not_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
@@ -40,11 +41,11 @@ from platform_resources.lineage.runs import DagsterRun
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.partitions import (PartitionWindow, dbt_vars, partitioned_port, partitions_def, same_partitions,
                                           window_of_run)
+from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.port_asset import port_asset
 from platform_resources.redaction import redact_values, redacted_dbt_events
 from platform_resources.registry import Domain, Registry, domain_registry
 
-DOMAIN_JOB_SUFFIX = "_all_products"
 AUTOMATION_INTERVAL_SECONDS = 30
 
 
@@ -58,7 +59,7 @@ def build_domain(domain: Domain, registry: Registry | None = None, *,
     registry = registry or domain_registry(domain)
     name = domain.name
     products = registry.products_of(name)
-    dbt_manifest = dbt.load_manifest_json(domain) if dbt.missing_project(domain) is None else None
+    dbt_manifest = dbt_prepare.load_manifest_json(domain) if dbt_prepare.missing_project(domain) is None else None
     relations = dbt.model_relations(dbt_manifest) if dbt_manifest else {}
     partitioning = DomainPartitioning.of(products)
     models = _dbt_steps(domain, registry, dbt_manifest, partitioning) if dbt_manifest else []
@@ -229,8 +230,6 @@ def _window_args(window: PartitionWindow | None) -> list[str]:
         return []
     return ["--vars", json.dumps(dbt_vars(window)), *(["--full-refresh"] if window.whole else [])]
 
-
-NOT_PUBLISHED = "mesh/not_published"  # an observation of a port whose dbt model did not build, and why
 
 
 def _report_failed_models(context: AssetExecutionContext, domain: str, products: list,

@@ -293,7 +293,7 @@ def _lineage_flush(args: argparse.Namespace) -> int:
 def _prepare_domains() -> tuple[list[str], list[str]]:
     """Publish and prepare every local domain: (domains parsed, why each failing one failed, naming its broken
     manifest first). One domain's dbt project that does not parse never stops the others."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
     from platform_resources.governance.validate import location_failure
     from platform_resources.registry import published_registry
 
@@ -302,8 +302,8 @@ def _prepare_domains() -> tuple[list[str], list[str]]:
     parsed, failed = [], []
     for name, domain in registry.domains.items():
         try:
-            parsed += dbt.prepare(registry, [name]) if domain.is_local else []
-        except dbt.DbtNotPreparedError as exc:
+            parsed += dbt_prepare.prepare(registry, [name]) if domain.is_local else []
+        except dbt_prepare.DbtNotPreparedError as exc:
             failed.append(f"{name} not prepared: {location_failure(registry, name, exc)}")
     return parsed, failed
 

@@ -7,7 +7,7 @@ import duckdb
 
 from platform_resources import ports
 from platform_resources.access import AccessDenied, Reader, open_port
-from platform_resources.dbt import input_schema
+from platform_resources.dbt_prepare import input_schema
 from platform_resources.home import domain_duckdb_path
 from platform_resources.partitions import PartitionWindow, sql_predicate
 from platform_resources.registry import Registry

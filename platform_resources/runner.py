@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import yaml
 from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
 
-from platform_resources import dbt
-from platform_resources.build import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
+from platform_resources import dbt_prepare
+from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.launch import Launcher, NotLaunched
@@ -417,7 +417,7 @@ class _Batch:
         the process's)."""
         with _PREPARING:
             try:
-                dbt.prepare(self.registry, [domain])
+                dbt_prepare.prepare(self.registry, [domain])
             except Exception as exc:  # a broken domain never stops the others
                 raise _Unprepared(location_failure(self.registry, domain, exc)) from exc
 

@@ -69,11 +69,11 @@ def stop(servers: list[CodeServer]) -> None:
 @contextlib.contextmanager
 def serving(domains: list[str] | None = None, host: str = "127.0.0.1", first_port: int = 4000) -> Iterator[Path]:
     """Publish and prepare the local domains, start one code server each, and yield their grpc workspace file."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
 
     prepare_home()
     registry = published_registry()
-    dbt.prepare(registry, domains)
+    dbt_prepare.prepare(registry, domains)
     selected = [d for name, d in registry.domains.items() if d.is_local and (not domains or name in domains)]
     unknown = sorted(set(domains or []) - {d.name for d in selected})
     if unknown:

@@ -30,10 +30,10 @@ def fresh_home(tmp_path, monkeypatch) -> Path:
 def prepared_dbt(session_home) -> None:
     """Every domain published to the registry store and its dbt manifest prepared (what `mesh run` does before
     loading code locations)."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
     from platform_resources.registry import published_registry
 
-    dbt.prepare(published_registry())
+    dbt_prepare.prepare(published_registry())
 
 
 @pytest.fixture(scope="session")

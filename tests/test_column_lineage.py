@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_resources.dbt import input_schema, load_manifest_json
+from platform_resources.dbt_prepare import input_schema, load_manifest_json
 from platform_resources.lineage.column_lineage import column_lineage
 from platform_resources.registry import mesh_registry
 

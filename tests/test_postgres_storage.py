@@ -49,13 +49,13 @@ def postgres_env(database, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def postgres_run(postgres_env):
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
     from platform_resources.home import prepare_home
     from platform_resources.registry import published_registry
     from platform_resources.runner import run_mesh
 
     prepare_home()
-    dbt.prepare(published_registry(), DOMAINS)  # what the session's prepared_dbt fixture does for the SQLite home
+    dbt_prepare.prepare(published_registry(), DOMAINS)  # what the session's prepared_dbt fixture does for the SQLite home
     return run_mesh(0.01, domains=DOMAINS, workers=2, log=lambda *_: None)
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from platform_resources.build import DOMAIN_JOB_SUFFIX
+from platform_resources.domain_job import DOMAIN_JOB_SUFFIX
 
 RUN_FIELDS = "runId status tags { key value } repositoryOrigin { repositoryLocationName repositoryName }"
 

@@ -97,9 +97,10 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
         "error", needs="asset_graph")
 def ports_have_models(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
     from platform_resources import dbt  # dagster-dbt is loaded only where policies see asset graphs
+    from platform_resources import dbt_prepare
 
     domain = ctx.registry.domains.get(ctx.location)
-    missing_project = dbt.missing_project(domain) if domain and domain.is_local else None
+    missing_project = dbt_prepare.missing_project(domain) if domain and domain.is_local else None
     for i, port in ctx.ports():
         if dbt.internal_key(ctx.location, port.dbt_model) in ctx.asset_graph:
             continue

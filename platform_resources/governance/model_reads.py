@@ -105,7 +105,7 @@ def _model_nodes(dbt_manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]
 
 def declared_inputs(manifest: Manifest) -> set[Relation]:
     """The relations of a domain's DuckDB that a product may read: its input ports, as the platform loads them."""
-    from platform_resources.dbt import input_schema
+    from platform_resources.dbt_prepare import input_schema
 
     relations = set()
     for port in manifest.input_ports:
@@ -186,25 +186,25 @@ def _project_sql_at(path: str, mtime_ns: int) -> tuple[dict[str, Any], dict[str,
         "The access rule holds for what the SQL reads: a relation loaded for another product of the domain, or a "
         "file read by path, would carry data the product was never approved for.", "error", needs="asset_graph")
 def models_read_only_declared_inputs(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    from platform_resources import dbt  # dagster-dbt is loaded only where policies see asset graphs
+    from platform_resources import dbt_prepare  # dagster-dbt is loaded only where policies see asset graphs
 
     domain = ctx.registry.domains.get(ctx.location)
-    if domain is None or not domain.is_local or dbt.missing_project(domain) or not dbt.manifest_path(domain).exists():
+    if domain is None or not domain.is_local or dbt_prepare.missing_project(domain) or not dbt_prepare.manifest_path(domain).exists():
         return
-    dbt_manifest, sql = _project_sql(dbt.manifest_path(domain))
+    dbt_manifest, sql = _project_sql(dbt_prepare.manifest_path(domain))
     for message in undeclared_reads(ctx.manifest, dbt_manifest, sql, ctx.location):
         yield Violation(message, ("input_ports",))
 
 
 def leaks_at_publish(registry: Registry, manifest: Manifest, run_id: str) -> list[str]:
     """What the SQL dbt ran for this product (in run `run_id`, else its latest dbt run) read beyond its inputs."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
 
     domain = registry.domains[manifest.domain]
-    if dbt.missing_project(domain):
+    if dbt_prepare.missing_project(domain):
         return []
-    path = run_manifest_path(domain.dbt_project, f"{manifest.domain}_dbt_models", run_id) or dbt.manifest_path(domain)
+    path = run_manifest_path(domain.dbt_project, f"{manifest.domain}_dbt_models", run_id) or dbt_prepare.manifest_path(domain)
     if not path.exists():
-        dbt.load_manifest_json(domain)  # raises: the project was never prepared, says how to fix it
+        dbt_prepare.load_manifest_json(domain)  # raises: the project was never prepared, says how to fix it
     dbt_manifest, sql = _project_sql(path)
     return list(undeclared_reads(manifest, dbt_manifest, sql, manifest.domain))

@@ -21,14 +21,14 @@ from platform_resources.registry import Domain, Registry, published_registry
 
 def load_asset_graphs(registry: Registry) -> tuple[dict[str, AssetGraph], dict[str, str]]:
     """The real asset graph of every code location, and the locations that failed to load (with why)."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
 
     graphs, failures = {}, {}
     for name, domain in registry.domains.items():
         if not domain.is_local:
             continue
         try:  # one broken location is reported; the others are still checked
-            dbt.prepare(registry, [name])
+            dbt_prepare.prepare(registry, [name])
             if domain.module is not None:  # else served by a code server: its own deployment checks its graph
                 graphs[name] = graph_of_definitions(load_definitions(domain))
         except Exception as exc:

@@ -389,7 +389,7 @@ def _hello_world(product: str, inputs: list[_Input]) -> tuple[dict | None, list[
 
 
 def _resolve_inputs(registry: Registry, product_id: str, port_ids: Sequence[str]) -> list[_Input]:
-    from platform_resources.dbt import input_schema
+    from platform_resources.dbt_prepare import input_schema
     from platform_resources.registry import RegistryError
 
     inputs: list[_Input] = []
@@ -438,7 +438,7 @@ def new_product(product_id: str, inputs: Sequence[str] = (), archetype: str | No
     """Add product `product_id` to its domain: a manifest with one output port named after the product, the dbt
     model that builds it and its schema.yml entry, then regenerate the domain's dbt sources. The hello-world
     model and the contract agree, so the product publishes as it is."""
-    from platform_resources import dbt
+    from platform_resources import dbt_prepare
     from platform_resources.manifest import ManifestErrors, load_manifest
     from platform_resources.registry import load_registry
 
@@ -464,7 +464,7 @@ def new_product(product_id: str, inputs: Sequence[str] = (), archetype: str | No
         elsewhere = " (it is deployed from another repository)" if domain else ""
         raise ScaffoldError(f"domain '{domain_name}' is not a code location of {plan.rel(workspace)}{elsewhere}; its "
                             f"domains are: {local}. Create it with `mesh new domain {domain_name}`")
-    missing_project = dbt.missing_project(domain)
+    missing_project = dbt_prepare.missing_project(domain)
     if missing_project:
         raise ScaffoldError(missing_project)
     if product_id in registry.files or product_id in registry.broken:
@@ -524,8 +524,8 @@ def new_product(product_id: str, inputs: Sequence[str] = (), archetype: str | No
     plan.write()
 
     registry = load_registry(workspace)  # the new manifest among the domain's products
-    dbt.write_sources(registry.domains[domain_name], registry.products_of(domain_name))
-    plan.generated.append(domain.dbt_project / dbt.GENERATED_SOURCES)
+    dbt_prepare.write_sources(registry.domains[domain_name], registry.products_of(domain_name))
+    plan.generated.append(domain.dbt_project / dbt_prepare.GENERATED_SOURCES)
     return plan
 
 

@@ -44,8 +44,8 @@ def is_local(entry: Mapping[str, Any]) -> bool:
 
 
 class RunWorkers:
-    """The run workers forked from the forkserver (platform_resources.forkserver.start_forkserver first, for its preload). Leaving the context waits
-    for the workers (and kills those still running after STOP_SECONDS)."""
+    """The run workers forked from the forkserver (platform_resources.forkserver.start_forkserver first, for its
+    preload). Leaving the context waits for the workers (and kills those still running after STOP_SECONDS)."""
 
     def __init__(self, instance: DagsterInstance, cwd: Path, log_of: Callable[[str], Path]):
         self._instance_ref = instance.get_ref()

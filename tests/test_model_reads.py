@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from workspaces import copy_sample_mesh
 
-from platform_resources import access_log, dbt, dbt_sandbox, ports
+from platform_resources import access_log, dbt, dbt_prepare, dbt_sandbox, ports
 from platform_resources.governance.engine import evaluate
 from platform_resources.governance.model_reads import reads_of
 from platform_resources.registry import load_registry
@@ -45,7 +45,7 @@ def leaking_workspace(tmp_path, monkeypatch, fresh_home) -> Path:
 
 def test_sql_reading_undeclared_inputs_or_files_never_publishes(leaking_workspace, fresh_home):
     registry = load_registry(leaking_workspace)
-    dbt.prepare(registry, ["finance"])
+    dbt_prepare.prepare(registry, ["finance"])
     # Statically: the raw relation in top_supplier is a finding with the product's file; the Jinja-hidden read is not
     # visible before dbt compiles it.
     static = [f for f in evaluate(registry, asset_graphs={"finance": {}}).findings if f.policy == "MESH-ACC-003"]
@@ -118,10 +118,10 @@ def test_a_deleted_model_makes_the_prepared_project_stale(tmp_path, fresh_home):
     workspace = copy_sample_mesh(tmp_path)
     registry = load_registry(workspace)
     geography = registry.domains["geography"]
-    dbt.prepare(registry, ["geography"])
-    assert dbt.is_prepared(geography)
+    dbt_prepare.prepare(registry, ["geography"])
+    assert dbt_prepare.is_prepared(geography)
     (geography.dbt_project / "models/staging/stg_region.sql").unlink()
-    assert not dbt.is_prepared(geography)
+    assert not dbt_prepare.is_prepared(geography)
 
 
 def test_a_broken_manifest_in_a_fresh_clone_leaves_the_domains_other_products_buildable(tmp_path, fresh_home):
@@ -130,10 +130,10 @@ def test_a_broken_manifest_in_a_fresh_clone_leaves_the_domains_other_products_bu
     from platform_resources.build import build_domain
 
     workspace = copy_sample_mesh(tmp_path)
-    (tmp_path / "dbt_projects/finance" / dbt.GENERATED_SOURCES).unlink(missing_ok=True)
+    (tmp_path / "dbt_projects/finance" / dbt_prepare.GENERATED_SOURCES).unlink(missing_ok=True)
     (tmp_path / "mesh_code_locations/finance/products/top_supplier.yaml").write_text("id: [unclosed\n")
     registry = load_registry(workspace)
     assert "finance.top_supplier" not in registry.products  # the only reader of supply_suppliers.supplier_contacts
-    dbt.prepare(registry, ["finance"])
+    dbt_prepare.prepare(registry, ["finance"])
     graph = build_domain(registry.domains["finance"], registry).resolve_asset_graph()
     assert graph.get(dbt.internal_key("finance", "returned_items")).is_materializable

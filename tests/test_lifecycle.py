@@ -18,7 +18,8 @@ from workspaces import copy_sample_mesh, make_workspace, product
 
 from platform_resources import access_log, metrics, ports
 from platform_resources.access import AccessDenied, PortRetired, read_port
-from platform_resources.build import DOMAIN_JOB_SUFFIX, build_domain
+from platform_resources.build import build_domain
+from platform_resources.domain_job import DOMAIN_JOB_SUFFIX
 from platform_resources.catalog import discovery_document, format_document
 from platform_resources.cli import main
 from platform_resources.governance.engine import evaluate

@@ -1,7 +1,7 @@
 """The per-domain dbt integration: a domain's dbt models are its private transformations.
 
-The dbt manifest is prepared ahead of time (`mesh prepare`, and at the start of `mesh run`), so loading a
-code location only reads a JSON file: no dbt parse at import time.
+The dbt manifest is prepared ahead of time (platform_resources.dbt_prepare: `mesh prepare`, and at the start of
+`mesh run`), so loading a code location only reads a JSON file: no dbt parse at import time.
 """
 
 from __future__ import annotations

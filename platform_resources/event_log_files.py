@@ -28,7 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 
 @contextlib.contextmanager
-def kept_open(instance: DagsterInstance, run_id: str) -> Iterator[None]:
+def kept_open(instance: DagsterInstance) -> Iterator[None]:
     """Reuse one engine and connection per event log file while the run lasts (an instance storing events
     elsewhere: nothing to hold)."""
     storage = instance.event_log_storage

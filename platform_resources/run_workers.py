@@ -132,7 +132,7 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
     from dagster._utils.hosted_user_process import recon_job_from_origin
     from dagster._utils.interrupts import capture_interrupts
 
-    with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance, kept_open(instance, run_id):
+    with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance, kept_open(instance):
         try:
             origin = WorkspaceFileTarget(paths=[spec]).create_origins()[0]
             location = InProcessCodeLocation(InProcessCodeLocationOrigin(

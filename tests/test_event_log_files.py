@@ -26,7 +26,7 @@ def test_the_event_logs_stay_open_for_the_run_and_others_still_write_them(fresh_
     with DagsterInstance.get() as instance:
         storage = instance.event_log_storage
         run_log, index = (Path(storage.path_for_shard(shard)) for shard in (run_id, INDEX_SHARD_NAME))
-        with kept_open(instance, run_id):
+        with kept_open(instance):
             instance.report_engine_event("first", None, job_name="a_job", run_id=run_id)
             assert Path(f"{run_log}-wal").exists()  # not checkpointed away after the event
             writer = multiprocessing.get_context("spawn").Process(target=_report, args=(run_id, "from another"))
@@ -48,7 +48,7 @@ def test_events_of_a_run_share_one_connection_per_file(fresh_home):
         instance.all_logs(str(uuid.uuid4()))  # the index created before counting
         event.listen(Engine, "connect", count)
         try:
-            with kept_open(instance, run_id):
+            with kept_open(instance):
                 for i in range(20):
                     instance.report_engine_event(f"event {i}", None, job_name="a_job", run_id=run_id)
                     materialization = AssetMaterialization(AssetKey(["a", "b"]), partition=f"p{i}",

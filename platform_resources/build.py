@@ -24,9 +24,9 @@ from dagster import (
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from platform_resources import dbt, dbt_sandbox
-from platform_resources import dbt_prepare
+from platform_resources import dbt, dbt_prepare, dbt_sandbox
 from platform_resources.asset_metadata import display_path, model_metadata, with_model_metadata
+from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.dbt import keep_parse_state, models_not_feeding
 from platform_resources.governance.asset_graph import graph_of_assets
 from platform_resources.governance.engine import PolicyReport, evaluate
@@ -41,7 +41,6 @@ from platform_resources.lineage.runs import DagsterRun
 from platform_resources.manifest import Manifest, OutputPort
 from platform_resources.partitions import (PartitionWindow, dbt_vars, partitioned_port, partitions_def, same_partitions,
                                           window_of_run)
-from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.port_asset import port_asset
 from platform_resources.redaction import redact_values, redacted_dbt_events
 from platform_resources.registry import Domain, Registry, domain_registry
@@ -229,7 +228,6 @@ def _window_args(window: PartitionWindow | None) -> list[str]:
     if window is None:
         return []
     return ["--vars", json.dumps(dbt_vars(window)), *(["--full-refresh"] if window.whole else [])]
-
 
 
 def _report_failed_models(context: AssetExecutionContext, domain: str, products: list,

@@ -14,8 +14,8 @@ import threading
 # what they import only when they first need it (the SQL dialect the policies parse with, dbt's build task, the
 # Iceberg SQL catalog).
 PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platform_resources.run_workers",
-           "dagster._core.remote_representation.code_location", "dagster._grpc.impl", "dagster._core.storage.base_storage",
-           "dbt.cli.main", "dbt.task.build", "dbt.adapters.duckdb", "dbt.adapters.factory", "sqlglot.dialects.duckdb",
+           "dagster._core.remote_representation.code_location", "dagster._grpc.impl",
+           "dagster._core.storage.base_storage", "dbt.cli.main", "dbt.task.build", "dbt.adapters.duckdb", "dbt.adapters.factory", "sqlglot.dialects.duckdb",
            "pyiceberg.catalog.sql", "platform_resources.dbt_warm"]
 
 

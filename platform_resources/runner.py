@@ -32,6 +32,7 @@ from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterInstance, D
 
 from platform_resources import dbt_prepare
 from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
+from platform_resources.forkserver import start_forkserver
 from platform_resources.governance.validate import location_failure
 from platform_resources.home import mesh_home, operational_dir, prepare_home, workspace_file
 from platform_resources.launch import Launcher, NotLaunched
@@ -41,7 +42,6 @@ from platform_resources.partitions import plan_ranges_in_one_event, run_tags
 from platform_resources.maintenance import BATCH_TAG, fail_abandoned_runs, mesh_lock, remove_orphan_files
 from platform_resources.redaction import redact_values
 from platform_resources.registry import Registry, RegistryError, published_registry
-from platform_resources.forkserver import start_forkserver
 from platform_resources.run_workers import RunWorkers, is_local
 
 _PREPARING = threading.Lock()

@@ -96,8 +96,7 @@ def asset_graph_respects_access(ctx: ProductContext, params: dict[str, Any]) -> 
         "A port is built by the dbt model of its name (or `model:`); without it the product cannot publish.",
         "error", needs="asset_graph")
 def ports_have_models(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    from platform_resources import dbt  # dagster-dbt is loaded only where policies see asset graphs
-    from platform_resources import dbt_prepare
+    from platform_resources import dbt, dbt_prepare  # dagster-dbt is loaded only where policies see asset graphs
 
     domain = ctx.registry.domains.get(ctx.location)
     missing_project = dbt_prepare.missing_project(domain) if domain and domain.is_local else None

@@ -186,10 +186,11 @@ def _project_sql_at(path: str, mtime_ns: int) -> tuple[dict[str, Any], dict[str,
         "The access rule holds for what the SQL reads: a relation loaded for another product of the domain, or a "
         "file read by path, would carry data the product was never approved for.", "error", needs="asset_graph")
 def models_read_only_declared_inputs(ctx: ProductContext, params: dict[str, Any]) -> Iterator[Violation]:
-    from platform_resources import dbt_prepare  # dagster-dbt is loaded only where policies see asset graphs
+    from platform_resources import dbt_prepare
 
     domain = ctx.registry.domains.get(ctx.location)
-    if domain is None or not domain.is_local or dbt_prepare.missing_project(domain) or not dbt_prepare.manifest_path(domain).exists():
+    if domain is None or not domain.is_local or dbt_prepare.missing_project(domain) or \
+            not dbt_prepare.manifest_path(domain).exists():
         return
     dbt_manifest, sql = _project_sql(dbt_prepare.manifest_path(domain))
     for message in undeclared_reads(ctx.manifest, dbt_manifest, sql, ctx.location):

@@ -24,7 +24,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 
-from platform_resources import dbt, dbt_prepare, dbt_sandbox
+from platform_resources import dbt, dbt_prepare, dbt_sandbox, operational
 from platform_resources.asset_metadata import display_path, model_metadata, with_model_metadata
 from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
 from platform_resources.dbt import keep_parse_state, models_not_feeding
@@ -193,7 +193,8 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict, *, only:
         inputs = load_input_ports(registry, domain.name, sources, window)
         _emit_input_lineage(lineage.dagster_run(context), domain.name, inputs.loaded, translator.owners)
         # The sandbox: dbt's DuckDB may open the files of the declared input ports and nothing else.
-        os.environ.update(dbt_sandbox.environment(domain.name, (f for p in inputs.loaded for f in p.files)))
+        os.environ.update(dbt_sandbox.environment(domain.name, (f for p in inputs.loaded for f in p.files),
+                                                  operational.systems_read(products)))
         for loaded in inputs.loaded:
             context.log.info(f"input port {loaded.port_id} -> {loaded.relation}: {loaded.rows} rows "
                              f"(processing time {loaded.processing_time.isoformat()}, read as {loaded.consumer})")

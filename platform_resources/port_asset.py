@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from platform_resources import dbt, metrics, ports, slo
+from platform_resources import dbt, metrics, operational, ports, slo
 from platform_resources.asset_metadata import column_schema, display_path, how_to_read, port_column_lineage
 from platform_resources.contracts import CheckOutcome
 from platform_resources.governance import model_reads
@@ -232,7 +232,8 @@ def _audit_and_publish(context: AssetExecutionContext, registry: Registry, manif
     refuse_unannounced_breaking_change(registry, manifest, port, port_id)
     attempt.window = window_of_run(context, port) if context.assets_def.partitions_def else None
     where = sql_predicate(attempt.window) if attempt.window is not None and not attempt.window.whole else None
-    attempt.staged = StagedRelation(domain_duckdb_path(manifest.domain), relations[port.dbt_model], where)
+    attempt.staged = StagedRelation(domain_duckdb_path(manifest.domain), relations[port.dbt_model], where,
+                                    operational.systems_read(registry.products_of(manifest.domain)))
     results = run_runtime_checks(manifest, port, attempt.staged)
     attempt.checks = [outcome for _, outcome in results]
     checks += [AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.summary,

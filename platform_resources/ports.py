@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +20,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, ResolveError
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.manifest import DataFile
 # pyiceberg 0.12 (pinned) has no public one-snapshot replace: publish builds it from the pieces its own
 # overwrite and append use (the underscored names), covered by tests/test_port_contract.py.
 from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
@@ -33,6 +34,7 @@ from pyiceberg.utils.config import Config
 from pyiceberg.utils.datetime import datetime_to_millis
 from pyiceberg.utils.properties import property_as_int
 
+from platform_resources import duckdb_data_files
 from platform_resources.home import create_tolerating_others, mesh_home, postgres_url
 from platform_resources.partitions import PartitionWindow, iceberg_filter, sql_predicate, transform_name
 from platform_resources.staged import Staged, staged
@@ -217,7 +219,7 @@ def publish(port_id: str, data: Staged | pa.Table, column_docs: dict[str, str] |
                                     TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
         # In the partitions' order, so that each chunk spans few partitions and writes few files.
         chunks = data.chunks(file_size, order_by=window.column if window is not None else None)
-        _replace_data(tx, table, chunks, schema, processing_time, stamp, partial, port_id)
+        _replace_data(tx, table, data, chunks, schema, processing_time, stamp, partial, port_id)
     # The committed transaction has refreshed `table`: no second catalog round trip.
     snapshot = table.current_snapshot()
     expiry = _expire(table, retention, processing_time)
@@ -362,18 +364,18 @@ class _StampedOverwrite(_OverwriteFiles):
                      if isinstance(u, AddSnapshotUpdate) else u for u in updates), requirements
 
 
-def _replace_data(tx: Transaction, table: Table, chunks: Iterable[pa.Table], schema: pa.Schema,
+def _replace_data(tx: Transaction, table: Table, data: Staged, chunks: Iterable[pa.Table], schema: pa.Schema,
                   processing_time: datetime, stamp: Stamp, window: PartitionWindow | None = None,
                   port_id: str = "") -> None:
     """One snapshot that removes the data files of the version served now (those of `window`'s partitions only,
-    when given) and adds the new version's files: the chunks in `schema`, each row stamped with the processing time."""
+    when given) and adds the new version's files, each row stamped with the processing time: written by DuckDB
+    where it can (duckdb_data_files), else the chunks of `data` in `schema`, written from Arrow."""
     _check_pyarrow_schema_compatible(  # as pyiceberg's own append checks
         tx.table_metadata.schema(), provided_schema=schema, format_version=tx.table_metadata.format_version,
         downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False)
     properties = {PROCESSING_TIME_PROPERTY: processing_time.isoformat(), **stamp.properties()}
     if window is not None:
         properties[PARTITIONS_PROPERTY] = window.label
-    served = schema.remove(schema.get_field_index(PROCESSING_TIME_COLUMN))
     with _StampedOverwrite(tx, table.io, processing_time, properties) as snapshot:
         if window is None:
             snapshot.delete_by_predicate(AlwaysTrue())  # every manifest of the served version is rewritten or dropped
@@ -383,15 +385,25 @@ def _replace_data(tx: Transaction, table: Table, chunks: Iterable[pa.Table], sch
             replaced = _partition_files(tx, table, window, port_id)
         for data_file in replaced:
             snapshot.delete_data_file(data_file)
-        files = itertools.count()  # file names stay unique across the chunks
-        for chunk in chunks:
-            if not chunk.num_rows:
-                continue
-            stamped = chunk.cast(served).append_column(schema.field(PROCESSING_TIME_COLUMN),
-                                                       pa.repeat(pa.scalar(processing_time, STAMP_TYPE), chunk.num_rows))
-            for data_file in _dataframe_to_data_files(table_metadata=tx.table_metadata, df=stamped, io=table.io,
-                                                      write_uuid=snapshot.commit_uuid, counter=files):
-                snapshot.append_data_file(data_file)
+        written = duckdb_data_files.write(tx, data, PROCESSING_TIME_COLUMN, processing_time, snapshot.commit_uuid)
+        if written is None:
+            written = _arrow_data_files(tx, table, chunks, schema, processing_time, snapshot.commit_uuid)
+        for data_file in written:
+            snapshot.append_data_file(data_file)
+
+
+def _arrow_data_files(tx: Transaction, table: Table, chunks: Iterable[pa.Table], schema: pa.Schema,
+                      processing_time: datetime, write_uuid: str) -> Iterator[DataFile]:
+    """The chunks in `schema`, stamped with the processing time, written by pyiceberg (pyarrow) as it appends."""
+    served = schema.remove(schema.get_field_index(PROCESSING_TIME_COLUMN))
+    files = itertools.count()  # file names stay unique across the chunks
+    for chunk in chunks:
+        if not chunk.num_rows:
+            continue
+        stamped = chunk.cast(served).append_column(schema.field(PROCESSING_TIME_COLUMN),
+                                                   pa.repeat(pa.scalar(processing_time, STAMP_TYPE), chunk.num_rows))
+        yield from _dataframe_to_data_files(table_metadata=tx.table_metadata, df=stamped, io=table.io,
+                                            write_uuid=write_uuid, counter=files)
 
 
 def _partition_files(tx: Transaction, table: Table, window: PartitionWindow, port_id: str) -> list:

@@ -70,6 +70,21 @@ def sandboxed_connection() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(config=SANDBOX_CONFIG)
 
 
+def _literal_list(paths: list[str]) -> str:
+    return "[" + ", ".join(map(literal, paths)) + "]"
+
+
+def lock_down(conn: duckdb.DuckDBPyConnection, readable_files: list[str]) -> None:
+    """Allow only `readable_files` (and the database's own files), then switch external access off for good."""
+    temp = conn.execute("select current_setting('temp_directory')").fetchone()[0]
+    if readable_files:
+        conn.execute(f"set allowed_paths = {_literal_list(readable_files)}")
+    if temp:
+        conn.execute(f"set allowed_directories = {_literal_list([temp])}")
+    conn.execute("set enable_external_access = false")
+    conn.execute("set lock_configuration = true")  # nothing that runs on it can loosen any of it again
+
+
 def condition_sql(condition: str, columns: Iterable[str]) -> str:
     """The condition as the SQL that runs, if it is one safe boolean expression over `columns`; else UnsafeCondition."""
     return parse_condition(condition, columns).sql(dialect=DIALECT, comments=False)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_resources import dbt_sandbox
-from platform_resources.ingestion import operational_database
+from platform_resources import dbt_sandbox, operational
 from platform_resources.inputs import load_input_ports
 from platform_resources.lineage import naming
 from platform_resources.lineage.delivery import events_file
@@ -79,7 +78,7 @@ def operational_tables_upstream(product_id: str) -> set[Dataset]:
         for port in manifest.input_ports:
             if port.operational:
                 system, table = port.operational.split(".")
-                tables.add(naming.duckdb_dataset(str(operational_database(system)), "main", table))
+                tables.add(naming.duckdb_dataset(str(operational.database(system)), "main", table))
             elif port.source and (producer := port.source.rsplit(".", 1)[0]) not in seen:
                 seen.add(producer)
                 stack.append(producer)
@@ -110,18 +109,19 @@ def test_dbt_ol_and_the_platform_form_one_graph_from_the_operational_tables_to_t
     without_our_models = [e for e in ours if not e.get("job", {}).get("name", "").startswith(f"{DOMAIN}.internal.")]
     graph = upstream_graph(without_our_models + dbt_ol_events)
     registry = published_registry()
-    operational = {}
+    reached_tables = {}
     for manifest in registry.products_of(DOMAIN):
         for port in manifest.output_ports:
             upstream = reached(graph, naming.port_dataset(f"{manifest.id}.{port.name}"))
             for source in (p.source for p in manifest.input_ports if p.source):
                 assert naming.port_dataset(source) in upstream, (manifest.id, source)
             # Down to operational tables, and only to those of the products upstream (a port may need fewer).
-            operational[port.name] = {name for ns, name in upstream if ns.endswith(".duckdb") and "/operational/" in ns}
+            reached_tables[port.name] = {name for ns, name in upstream if ns.endswith(".duckdb") and "/operational/" in ns}
             expected = {name for _, name in operational_tables_upstream(manifest.id)}
-            assert operational[port.name] and operational[port.name] <= expected, (manifest.id, operational[port.name])
-    assert "order_db.main.lineitem" in operational["pricing_summary"]  # TPC-H Q1 reads the order lines
-    assert {"crm_db.main.customer", "reference_db.main.nation"} <= operational["returned_items"]
+            found = reached_tables[port.name]
+            assert found and found <= expected, (manifest.id, found)
+    assert "order_db.main.lineitem" in reached_tables["pricing_summary"]  # TPC-H Q1 reads the order lines
+    assert {"crm_db.main.customer", "reference_db.main.nation"} <= reached_tables["returned_items"]
     # ... and without dbt-ol's events the graph is cut at finance's models: the join is theirs.
     cut = upstream_graph(without_our_models)
     assert not operational_tables_upstream("finance.pricing_summary") & reached(

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from workspaces import copy_sample_mesh
 
-from platform_resources import access_log, dbt, dbt_prepare, dbt_sandbox, ports
+from platform_resources import access_log, dbt, dbt_prepare, ports, sql_sandbox
 from platform_resources.governance.engine import evaluate
 from platform_resources.governance.model_reads import reads_of
 from platform_resources.registry import load_registry
@@ -85,7 +85,7 @@ def test_the_dbt_sandbox_opens_only_the_files_it_was_given(tmp_path):
         setup.execute(f"copy (select 1 as x) to '{allowed}'")
         setup.execute(f"copy (select 2 as x) to '{secret}'")
     with duckdb.connect(str(tmp_path / "domain.duckdb")) as con:
-        dbt_sandbox.lock_down(con, [str(allowed)])
+        sql_sandbox.lock_down(con, [str(allowed)])
         assert con.execute(f"select x from read_parquet('{allowed}')").fetchone() == (1,)
         con.execute("create table own as select 3 as x")  # the domain's own database stays writable
         for forbidden in (f"select * from read_parquet('{secret}')", f"copy own to '{tmp_path}/out.csv'",

@@ -1,11 +1,14 @@
-"""A staged result read where dbt left it: the same answers as the table in memory, written to Iceberg in chunks."""
+"""A staged result read where dbt left it: the same answers as the table in memory, written to Iceberg by DuckDB (or
+from Arrow in chunks)."""
 
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.expressions import GreaterThanOrEqual
 
 from platform_resources import ports, staged
 from platform_resources.partitions import PartitionWindow
@@ -74,20 +77,60 @@ def test_only_the_rows_of_the_window_are_staged(database, relation):
     february.close()
 
 
-def test_a_relation_publishes_in_chunks_as_one_version(fresh_home, relation):
-    ports.publish(PORT, orders(10))  # the port exists; its files may be small from now on
-    ports.catalog().load_table(ports.table_identifier(PORT)).transaction() \
-        .set_properties({"write.target-file-size-bytes": "8192"}).commit_transaction()
+def test_a_relation_is_written_by_duckdb_as_iceberg_writes_it_in_one_version(fresh_home, tmp_path):
+    rows = 20_000  # DuckDB writes at least a vector of 2,048 rows per row group
+    path = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", orders(rows))
+        con.execute("create table orders as select * from rows")
+    relation = StagedRelation(path, "main.orders")
+    ports.publish(PORT, orders(10))  # the port exists; its files and row groups may be small from now on
+    ports.catalog().load_table(ports.table_identifier(PORT)).transaction().set_properties(
+        {"write.target-file-size-bytes": "8192", "write.parquet.row-group-limit": "2048"}).commit_transaction()
     before = len(ports.versions(PORT))
     published = ports.publish(PORT, relation)
-    assert published.rows == 1000 and len(ports.versions(PORT)) == before + 1
+    assert published.rows == rows and len(ports.versions(PORT)) == before + 1
     version = ports.resolve_version(PORT)
     files = ports.local_data_files(PORT, version)
-    assert len(files) > 3  # written a chunk at a time
-    served = ports.scan_version(PORT, version)
-    assert sorted(served.column("o_orderkey").to_pylist()) == list(range(1000))
+    assert len(files) > 3  # the table's target file size
+    table = ports.catalog().load_table(ports.table_identifier(PORT))
+    field_ids = {f.name: f.field_id for f in table.schema().fields}
+    for file in files:
+        footer = pq.read_metadata(file)
+        assert footer.created_by.startswith("DuckDB") and footer.row_group(0).num_rows <= 2048
+        assert {f.name: int(f.metadata[b"PARQUET:field_id"]) for f in footer.schema.to_arrow_schema()} == field_ids
+    served = ports.scan_version(PORT, version).sort_by("o_orderkey")
+    assert served.column("o_orderkey").to_pylist() == list(range(rows))
     assert set(served.column(ports.PROCESSING_TIME_COLUMN).to_pylist()) == {published.processing_time}
-    assert served.column("o_comment").null_count == 100
+    assert served.column("o_comment").null_count == rows // 10
+    assert served.column("o_seen").to_pylist() == orders(rows).column("o_seen").to_pylist()
+    # DuckDB writes every column optional; what Iceberg requires is read as required.
+    assert not served.schema.field(ports.PROCESSING_TIME_COLUMN).nullable
+    # Iceberg's column statistics, read from DuckDB's footers, let a reader skip the files outside a filter.
+    last = table.scan(row_filter=GreaterThanOrEqual("o_orderkey", rows - 100))
+    assert len(list(last.plan_files())) < len(files) and last.to_arrow().num_rows == 100
+    relation.close()
+    assert not list(tmp_path.glob("sales.duckdb.tmp/publish-*"))  # the staged files were all taken
+
+
+def test_a_relation_without_rows_publishes_no_data_file(fresh_home, database):
+    empty = StagedRelation(database, "main.orders", "false")
+    published = ports.publish(PORT, empty)
+    empty.close()
+    assert published.rows == 0 and ports.local_data_files(PORT, ports.resolve_version(PORT)) == []
+    assert ports.scan_version(PORT, ports.resolve_version(PORT)).num_rows == 0
+
+
+def test_columns_duckdb_cannot_write_as_iceberg_are_written_from_arrow(fresh_home, tmp_path):
+    path = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table blobs as select range as o_orderkey, 'x'::blob as o_payload from range(10)")
+    rows = StagedRelation(path, "main.blobs")
+    ports.publish(PORT, rows)
+    rows.close()
+    files = ports.local_data_files(PORT, ports.resolve_version(PORT))
+    assert files and all(pq.read_metadata(f).created_by.startswith("parquet-cpp-arrow") for f in files)
+    assert ports.scan_version(PORT, ports.resolve_version(PORT)).column("o_payload").to_pylist() == [b"x"] * 10
 
 
 def test_a_partitioned_relation_is_written_partition_after_partition(fresh_home, relation):

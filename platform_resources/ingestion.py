@@ -19,6 +19,9 @@ from platform_resources.sql_sandbox import identifier
 
 def ingest_table(domain: str, system: str, table: str) -> int:
     """Make <system>.<table> in the domain's DuckDB a view over the operational system's table; its row count now."""
+    if not operational.database(system).exists():
+        raise FileNotFoundError(f"operational system '{system}' has no database at {operational.database(system)}; "
+                                f"`mesh run` generates the sample systems")
     target = domain_duckdb_path(domain)
     target.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(target)) as con:

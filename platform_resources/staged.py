@@ -136,7 +136,7 @@ class StagedRelation(Staged):
         folder.parent.mkdir(parents=True, exist_ok=True)
         self._folders.append(folder)
         self.con.execute(f"copy (select {select} from staged) to {literal(str(folder))} (format parquet, {options})")
-        return sorted(folder.glob("*.parquet"))
+        return sorted(folder.rglob("*.parquet"))  # in a folder per partition when partitioned
 
     def close(self) -> None:
         self.con.close()

@@ -1,11 +1,13 @@
 """A staged result read where dbt left it: the same answers as the table in memory, written to Iceberg by DuckDB (or
 from Arrow in chunks)."""
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.expressions import GreaterThanOrEqual
@@ -133,13 +135,37 @@ def test_columns_duckdb_cannot_write_as_iceberg_are_written_from_arrow(fresh_hom
     assert ports.scan_version(PORT, ports.resolve_version(PORT)).column("o_payload").to_pylist() == [b"x"] * 10
 
 
-def test_a_partitioned_relation_is_written_partition_after_partition(fresh_home, relation):
-    months = PartitionWindow("o_orderdate", "month", ("1995-01-01", "1995-02-01", "1995-03-01"),
-                             date(1995, 1, 1), date(1995, 4, 1), whole=True)
-    ports.publish(PORT, orders(10), window=months)
+MONTHS = PartitionWindow("o_orderdate", "month", ("1995-01-01", "1995-02-01", "1995-03-01"),
+                         date(1995, 1, 1), date(1995, 4, 1), whole=True)
+
+
+def test_a_partitioned_relation_is_written_by_duckdb_a_file_per_partition(fresh_home, relation):
+    ports.publish(PORT, orders(10), window=MONTHS)
+    ports.publish(PORT, relation, window=MONTHS)
+    version = ports.resolve_version(PORT)
+    files = ports.local_data_files(PORT, version)
+    assert sorted(Path(f).parent.name for f in files) == [f"o_orderdate_month=1995-0{m}" for m in (1, 2, 3)]
+    assert all(pq.read_metadata(f).created_by.startswith("DuckDB") for f in files)
+    table = ports.catalog().load_table(ports.table_identifier(PORT))
+    for task in table.scan().plan_files():  # each file's partition is the month of every row in it
+        month = task.file.partition[0]
+        dates = pq.read_table(task.file.file_path.removeprefix("file://")).column("o_orderdate").to_pylist()
+        assert {(d.year - 1970) * 12 + d.month - 1 for d in dates} == {month}
+    assert sorted(ports.scan_version(PORT, version).column("o_orderkey").to_pylist()) == list(range(1000))
+    february = ports.scan_version(PORT, version, window=replace(MONTHS, keys=("1995-02-01",), start=date(1995, 2, 1),
+                                                                end=date(1995, 3, 1), whole=False))
+    assert february.num_rows == orders().filter(pc.equal(pc.month(orders()["o_orderdate"]), 2)).num_rows
+
+
+def test_a_partitioned_relation_written_from_arrow_goes_partition_after_partition(fresh_home, database):
+    with duckdb.connect(str(database)) as con:  # a blob column: DuckDB does not write it as Iceberg
+        con.execute("create table with_payload as select *, 'x'::blob as o_payload from orders")
+    relation = StagedRelation(database, "main.with_payload")
+    ports.publish(PORT, orders(10).append_column("o_payload", pa.array([b"x"] * 10)), window=MONTHS)
     ports.catalog().load_table(ports.table_identifier(PORT)).transaction() \
         .set_properties({"write.target-file-size-bytes": "8192"}).commit_transaction()
-    ports.publish(PORT, relation, window=months)
+    ports.publish(PORT, relation, window=MONTHS)
+    relation.close()
     version = ports.resolve_version(PORT)
     # Written in the partitions' order: each month's files come one after the other (file names count the writes).
     files = sorted(ports.local_data_files(PORT, version), key=lambda f: int(Path(f).name.split("-")[1]))

@@ -5,7 +5,8 @@ about 4 s, against 9 s read into Arrow and written by pyarrow. Each column is ca
 type and carries its Iceberg field id, so the files are what pyiceberg would write (except that DuckDB marks every
 column optional: the runtime checks have refused nulls where the contract requires values). pyiceberg reads each
 file's Parquet footer for the statistics Iceberg keeps, as its own `add_files` does. Only for a table stored in
-local files and not partitioned, and only for flat columns of these types; anything else is written from Arrow.
+local files, unpartitioned or partitioned by the day or month of a date column (DuckDB writes a folder per
+partition), and only for flat columns of the types below; anything else is written from Arrow.
 """
 
 from __future__ import annotations

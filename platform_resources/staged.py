@@ -3,8 +3,8 @@
 A dbt model's result stays in the domain's DuckDB (`StagedRelation`): the checks and measures are SQL there, and
 DuckDB writes its Parquet files for the publish (`duckdb_data_files`) or streams it to Iceberg in chunks, so no
 process holds a large port whole (sales' 60 million order lines at TPC-H scale 10 are about 10 GB as Arrow). A
-pyarrow table (a direct publish, a test) is staged as it is
-(`StagedTable`). Both answer the same questions; `staged()` takes either.
+pyarrow table (a direct publish, a test) is staged as it is (`StagedTable`). Both answer the same questions;
+`staged()` takes either.
 """
 
 from __future__ import annotations

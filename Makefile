@@ -26,4 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test]"
+	# pip compiles what it installs, not an editable project: where PYTHONDONTWRITEBYTECODE is set, every mesh
+	# process would compile the platform's modules again (0.4 s of the forkserver's start).
+	$(VENV)/bin/python -m compileall -q platform_resources operational_systems mesh_code_locations
 	touch $@

@@ -126,6 +126,11 @@ def _timeliness(timeliness, metrics: dict) -> SloResult:
                      {**observed, "max_delay_seconds": float(limit)})
 
 
+def _share(value: float) -> str:
+    """A share as a percentage that never rounds a small one to 0.0% (0.00067%, not 0.0%)."""
+    return f"{value:.1%}" if value == 0 or value >= 0.001 else f"{value * 100:.2g}%"
+
+
 def _completeness(completeness, metrics: dict) -> SloResult:
     shares = {c: metrics["completeness"].get(c) or 0 for c in completeness.columns}
     problems = [f"{c}: {shares[c]:.1%} non-null < {share:.1%}" for c, share in completeness.columns.items()
@@ -139,7 +144,8 @@ def _completeness(completeness, metrics: dict) -> SloResult:
         observed = metrics.get("rows_vs_input") or 0
         metadata.update({"rows_vs_input": float(observed), "rows_vs_input_min_ratio": float(ratio.min_ratio)})
         if observed < ratio.min_ratio:
-            problems.append(f"rows are {observed:.1%} of input port {ratio.input_port} (minimum {ratio.min_ratio:.1%})")
+            problems.append(f"{metrics['row_count']:,} rows are {_share(observed)} of input port {ratio.input_port}'s "
+                            f"rows (minimum {_share(ratio.min_ratio)})")
     return SloResult("slo_completeness", not problems, completeness.severity, "; ".join(problems) or "complete", metadata)
 
 

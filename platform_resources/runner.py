@@ -101,7 +101,6 @@ class _Launch:
     launched: bool = False  # the run was handed to the run launcher
     queued_hint: bool = False
     cursor: str | None = None  # how far its progress lines have read the run's event log
-    published: set = field(default_factory=set)  # the ports (asset keys) it said were published (once, not per partition)
 
 
 def domain_log(domain: str) -> Path:
@@ -173,7 +172,9 @@ def _poll(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]
     return run.status if run.is_finished else None
 
 
-_PROGRESS_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_FAILURE}
+# Small events only: a partitioned port's run has one materialization per partition (and its dbt models as many),
+# each a few KB of metadata; the one a line needs is looked up by its port.
+_PROGRESS_EVENTS = {DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 
 
 def _progress(launch: _Launch, instance: DagsterInstance, log: Callable[[str], None]) -> None:
@@ -186,14 +187,26 @@ def _progress(launch: _Launch, instance: DagsterInstance, log: Callable[[str], N
         name = _step_name(event.step_key or "")
         if event.event_type == DagsterEventType.STEP_START:
             log(f"  {launch.domain:<12} {name}  started")
-        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            continue
+        port = _port_of_step(event.step_key or "")
+        published = port and _materialization(instance, port, launch.run_id)
+        if published:  # a step can fail after its port published
+            rows = published.metadata.get("dagster/row_count")
+            log(f"  {launch.domain:<12} {'.'.join(port.path)}  published" + (f" {rows.value:,} rows" if rows else ""))
+        if event.event_type == DagsterEventType.STEP_FAILURE:
             log(f"  {launch.domain:<12} {name}  failed")
-        elif event.asset_key and len(event.asset_key.path) == 3 and event.asset_key.path[1] != "internal" and \
-                event.asset_key not in launch.published:
-            launch.published.add(event.asset_key)
-            rows = event.step_materialization_data.materialization.metadata.get("dagster/row_count")
-            log(f"  {launch.domain:<12} {'.'.join(event.asset_key.path)}  published"
-                + (f" {rows.value:,} rows" if rows else ""))
+
+
+def _port_of_step(step_key: str) -> AssetKey | None:
+    """The port a step publishes (its asset key): port steps are named domain__product__port."""
+    parts = step_key.split("__")
+    return AssetKey(parts) if len(parts) == 3 and parts[1] != "internal" else None
+
+
+def _materialization(instance: DagsterInstance, key: AssetKey, run_id: str):
+    """The asset's latest materialization when this run made it (one per partition carry the same metadata)."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0].asset_materialization if records and records[0].run_id == run_id else None
 
 
 def _step_name(step_key: str) -> str:
@@ -310,18 +323,24 @@ def _root_cause(error: ErrorInfo) -> str:
     return redact_values(error.message.strip())  # DuckDB's and dbt's errors can quote a row's value
 
 
+def _record_publish(materialization, outcome: PortOutcome) -> None:
+    """Fold a port's materialization in its run into the summary."""
+    metadata = materialization.metadata
+    outcome.rows = metadata["dagster/row_count"].value
+    outcome.processing_time = metadata["mesh/processing_time"].value
+    if "mesh/partitions" in metadata:
+        outcome.partitions = metadata["mesh/partitions"].value
+        outcome.total_rows = metadata["mesh/total_rows"].value
+
+
+# What the summary reads of a run besides its ports' materializations (_record_publish).
+_SUMMARY_EVENTS = {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_OBSERVATION,
+                   DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+
+
 def _record(event: DagsterEvent, domain: str, summary: MeshRunSummary) -> None:
     """Fold one Dagster event of a domain's run into the summary."""
-    if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-        outcome = summary.ports.get(".".join(event.asset_key.path))
-        if outcome:
-            metadata = event.step_materialization_data.materialization.metadata
-            outcome.rows = metadata["dagster/row_count"].value
-            outcome.processing_time = metadata["mesh/processing_time"].value
-            if "mesh/partitions" in metadata:
-                outcome.partitions = metadata["mesh/partitions"].value
-                outcome.total_rows = metadata["mesh/total_rows"].value
-    elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+    if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
         evaluation = event.event_specific_data
         outcome = summary.ports.get(".".join(evaluation.asset_key.path))
         if outcome:
@@ -445,11 +464,13 @@ class _Batch:
             self.summary.run_ids[domain] = run_id
         if isinstance(outcome, DagsterRunStatus):
             self.statuses[domain] = outcome
-            for entry in self.instance.all_logs(run_id):
-                event = entry.dagster_event
-                if event:
-                    _record(event, domain, self.summary)
-                if event and event.event_type == DagsterEventType.RUN_FAILURE and \
+            for port_id in self.ports_of(domain):
+                if published := _materialization(self.instance, AssetKey(port_id.split(".")), run_id):
+                    _record_publish(published, self.summary.ports[port_id])
+            for entry in self.instance.get_records_for_run(run_id, of_type=_SUMMARY_EVENTS).records:
+                event = entry.event_log_entry.dagster_event
+                _record(event, domain, self.summary)
+                if event.event_type == DagsterEventType.RUN_FAILURE and \
                         getattr(event.event_specific_data, "error", None):
                     self.run_errors[domain] = _root_cause(event.event_specific_data.error)
         else:

@@ -144,18 +144,19 @@ def _loader(text: str) -> yaml.SafeLoader | yaml.CSafeLoader:
     input, so the nesting is measured first on libyaml's event stream, which does not recurse."""
     if not yaml.__with_libyaml__:
         return yaml.SafeLoader(text)
-    scanner, depth = yaml.CSafeLoader(text), 0
+    parser, depth = yaml.CSafeLoader(text), 0
     try:
-        while (event := scanner.get_event()) is not None:
+        while (event := parser.get_event()) is not None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
-                if depth > MAX_DEPTH + 1:  # the builder names the field of a lesser excess
+                # One level past the builder's own limit: up to there the builder refuses it, naming the field.
+                if depth > MAX_DEPTH + 1:
                     raise YamlRefused(event.start_mark.line + 1, f"values are nested more than {MAX_DEPTH} levels deep",
                                       "flatten the structure: no manifest field nests that deep")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     finally:
-        scanner.dispose()
+        parser.dispose()
     return yaml.CSafeLoader(text)
 
 

@@ -51,6 +51,8 @@ from dagster._utils.error import SerializableErrorInfo
 from dagster._utils.merger import merge_dicts
 from dagster._utils.tags import normalize_tags
 
+from platform_resources.dagster_fixes import plan_unpartitioned_entities_once
+
 STOP_SECONDS = 10  # how long a code server may take to exit once asked to
 
 
@@ -227,6 +229,7 @@ def create_run(instance: DagsterInstance, code_location: CodeLocation, origin: C
                job_name: str, run_id: str, tags: Mapping[str, str]) -> DagsterRun:
     """The run of a job of a loaded location, as `dagster job launch` creates it; `origin` (the location's workspace
     origin) is the run's, for a location loaded in process."""
+    plan_unpartitioned_entities_once()
     repository = next(iter(code_location.get_repositories().values()))
     selector = JobSubsetSelector(location_name=code_location.name, repository_name=repository.name,
                                  job_name=job_name, op_selection=None)

@@ -7,7 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from operational_systems.tpch import connect_with_tpch
 from platform_resources import ports
@@ -116,6 +117,22 @@ def test_runs_are_recorded_in_the_mesh_dagster_instance(first_run):
         event = instance.get_latest_materialization_event(AssetKey(port_id.split(".")))
         metadata = event.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == first_run.ports[port_id].rows
+
+
+def test_each_check_of_a_run_is_one_execution_resolved_by_its_evaluation(first_run):
+    """A partitioned domain's run covers 80 months: its checks, which evaluate once per publish, are still planned
+    once, and that planned execution is the one the evaluation completes (platform_resources.dagster_fixes)."""
+    instance = DagsterInstance.get()
+    for domain in ("sales", "finance", "crm"):
+        run_id = first_run.run_ids[domain]
+        planned = [e.event_log_entry.dagster_event.asset_check_planned_data for e in instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED).records]
+        assert planned and all(p.partitions_subset is None for p in planned), domain
+        for check in planned:
+            key = AssetCheckKey(check.asset_key, check.check_name)
+            executions = [r for r in instance.event_log_storage.get_asset_check_execution_history(key, limit=500)
+                          if r.run_id == run_id]
+            assert [r.status for r in executions] == [AssetCheckExecutionRecordStatus.SUCCEEDED], (domain, key)
 
 
 def test_restricted_port_read_from_the_cli_is_denied_and_public_ports_are_served(first_run):

@@ -27,7 +27,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 from platform_resources import dbt, dbt_prepare, dbt_sandbox, operational
 from platform_resources.asset_metadata import display_path, model_metadata, with_model_metadata
 from platform_resources.domain_job import DOMAIN_JOB_SUFFIX, NOT_PUBLISHED
-from platform_resources.dbt import keep_parse_state, models_not_feeding
+from platform_resources.dbt import keep_parse_state, models_not_feeding, prune_invocations
 from platform_resources.governance.asset_graph import graph_of_assets
 from platform_resources.governance.engine import PolicyReport, evaluate
 from platform_resources.home import mesh_home
@@ -216,6 +216,7 @@ def _dbt_models(domain: Domain, registry: Registry, dbt_manifest: dict, *, only:
                 domain.name, invocation.get_artifact("manifest.json"), translator))
         finally:
             keep_parse_state(invocation, context.op.name)
+            prune_invocations(invocation.target_path.parent, context.op.name)
             _emit_model_lineage(lineage.dagster_run(context), domain.name, registry, translator, invocation)
         if not invocation.is_successful():
             _report_failed_models(context, domain.name, products, invocation)

@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,24 @@ def keep_parse_state(invocation: DbtCliInvocation, step: str) -> None:
         partial = kept.with_name(f"{kept.name}.{os.getpid()}")
         shutil.copy(state, partial)
         os.replace(partial, kept)  # at once: another run of the domain may be reading it
+
+
+# dagster-dbt gives every dbt command a target folder of its own (`<step>-<run id>-<id>`, about 1 MB: manifest,
+# run results, compiled SQL): a step keeps its latest ones to look into, not one per run for ever.
+KEPT_INVOCATIONS = 5
+RUNNING_SECONDS = 24 * 3600  # younger than this, a folder may belong to a run of the step still going
+
+
+def prune_invocations(target: Path, step: str) -> list[Path]:
+    """Remove the step's older invocation folders from the project's `target` (its KEPT_INVOCATIONS latest stay,
+    and any younger than RUNNING_SECONDS); the ones removed."""
+    folders = sorted((f for f in target.glob(f"{step}-*-*") if f.is_dir()),
+                     key=lambda f: f.stat().st_mtime, reverse=True)
+    now = time.time()
+    removed = [f for f in folders[KEPT_INVOCATIONS:] if now - f.stat().st_mtime > RUNNING_SECONDS]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)  # another run pruning it too: gone either way
+    return removed
 
 
 def dbt_resource(domain: Domain) -> DbtCliResource:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from platform_resources import dbt, dbt_sandbox
@@ -35,3 +36,32 @@ def test_a_new_home_starts_dbt_from_the_parse_of_another(prepared_dbt, tmp_path,
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Partial parsing enabled" in result.stdout, result.stdout[-3000:]
     assert "Unable to do partial parsing" not in result.stdout, result.stdout[-3000:]
+
+
+def test_a_step_keeps_only_its_latest_dbt_target_folders(tmp_path):
+    """dagster-dbt gives each dbt command a target folder: the step's latest stay, and any of the last day."""
+    day = 24 * 3600
+    ages = {"geography_dbt_models-aaaaaaa-0000001": 9 * day, "geography_dbt_models-bbbbbbb-0000002": 8 * day,
+            **{f"geography_dbt_models-c{n}cccccc-000000{n}": (7 - n) * day for n in range(5)},
+            "geography_dbt_models-ddddddd-0000009": 60,
+            "geography_dbt_partitioned_models-eeeeeee-0000003": 30 * day}  # another step's
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+        os.utime(tmp_path / name, (time.time() - age, time.time() - age))
+    (tmp_path / dbt.PARTIAL_PARSE).write_text("state")
+
+    removed = dbt.prune_invocations(tmp_path, "geography_dbt_models")
+
+    assert sorted(f.name for f in removed) == ["geography_dbt_models-aaaaaaa-0000001",
+                                               "geography_dbt_models-bbbbbbb-0000002",
+                                               "geography_dbt_models-c0cccccc-0000000"]
+    left = sorted(f.name for f in tmp_path.iterdir())
+    assert len(left) == len(ages) + 1 - 3 and dbt.PARTIAL_PARSE in left
+    assert "geography_dbt_partitioned_models-eeeeeee-0000003" in left
+
+    for n in range(6):  # within a day, a folder may be a run's still going: kept, however many there are
+        (tmp_path / f"geography_dbt_models-f{n}ffffff-0000000").mkdir()
+    removed = dbt.prune_invocations(tmp_path, "geography_dbt_models")
+    assert sorted(f.name for f in removed) == [f"geography_dbt_models-c{n}cccccc-000000{n}" for n in range(1, 5)]
+    assert len(list(tmp_path.glob("geography_dbt_models-*"))) == 7  # the six new ones and the one of a minute ago

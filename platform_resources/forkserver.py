@@ -20,8 +20,9 @@ PRELOAD = ["platform_resources.build", "platform_resources.port_asset", "platfor
 
 
 def start_forkserver() -> None:
-    """Start the forkserver in the background (again: no-op): it imports PRELOAD while this process does other
-    work, and the first fork waits for it. It keeps the umask and environment it starts with: prepare the mesh
-    home first."""
-    multiprocessing.set_forkserver_preload(PRELOAD)  # the forkserver is the process's; so is its preload
+    """Start the forkserver in the background (again: no-op): it imports PRELOAD (forkserver_preload) while this
+    process does other work, and the first fork waits for it. It keeps the umask and environment it starts with:
+    prepare the mesh home first."""
+    # The forkserver is the process's; so is its preload.
+    multiprocessing.set_forkserver_preload(["platform_resources.forkserver_preload"])
     threading.Thread(target=multiprocessing.forkserver.ensure_running, name="mesh-forkserver", daemon=True).start()

@@ -115,3 +115,17 @@ def test_no_internal_asset_is_used_across_domains(registry, graphs):
             for dep in graph.get(key).parent_keys:
                 if dep.path[0] != domain:
                     assert dep in every_port and dep.path[1] != "internal", f"{key} uses {dep} of another domain"
+
+
+def test_locations_loaded_with_the_library_computed_once_carry_dagsters_own(registry, prepared_dbt):
+    """The component library each location carries for the UI, computed once per process (dagster_fixes), is
+    what Dagster computes for each location itself."""
+    from dagster.components.core.load_defs import PLUGIN_COMPONENT_TYPES_JSON_METADATA_KEY as LIBRARY
+
+    from platform_resources import dagster_fixes
+
+    own = dagster_fixes._library_defs(None).metadata[LIBRARY]
+    assert "platform_resources" in [namespace["name"] for namespace in own.value]  # the platform's component
+    dagster_fixes.component_library_once()
+    for domain in ("geography", "finance"):
+        assert load_definitions(registry.domains[domain]).metadata[LIBRARY] == own, domain

@@ -22,7 +22,9 @@ from platform_resources.registry import Domain, Registry, published_registry
 def load_asset_graphs(registry: Registry) -> tuple[dict[str, AssetGraph], dict[str, str]]:
     """The real asset graph of every code location, and the locations that failed to load (with why)."""
     from platform_resources import dbt_prepare
+    from platform_resources.dagster_fixes import component_library_once
 
+    component_library_once()  # the same for every location
     graphs, failures = {}, {}
     for name, domain in registry.domains.items():
         if not domain.is_local:

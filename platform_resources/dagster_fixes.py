@@ -1,4 +1,5 @@
-"""Two changes to Dagster 1.13 for the processes of `mesh run`: its run workers (and their forkserver) and launcher.
+"""Two changes to Dagster 1.13 where the platform loads locations and creates runs: `mesh run` (its run workers, their
+forkserver, its launcher) and `mesh validate`.
 
 **Planned events of unpartitioned entities.** A run over a range of time partitions stores that range on the run.
 When the run is created, Dagster plans every asset and check of the run with
@@ -12,8 +13,8 @@ partition subset; a partitioned one gets what Dagster resolves, unchanged.
 
 **The component library, once per process.** Every location loaded from a defs folder carries, for the UI, the
 JSON of every component type the Python environment provides: its entry points scanned and a JSON schema built per
-type (0.8 s of the 1.4 s a domain's location takes to load, in every run worker). It depends on the environment
-only: computed once, in the forkserver before it forks.
+type, in every run worker. It depends on the environment only: computed once, in the forkserver before it forks
+(loading finance's location and creating its run: 0.94 s of a worker's CPU, was 1.32 s; sales 0.79 s, was 1.28 s).
 
 Runs created elsewhere (the webserver, the daemon) get Dagster's own behaviour.
 """

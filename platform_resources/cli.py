@@ -38,7 +38,7 @@ MODULE_COMMANDS = {
 
 def _run(args: argparse.Namespace) -> int:
     from operational_systems import tpch
-    from platform_resources.forkserver import start_forkserver
+    from platform_resources.forkserver import collect_from_here, start_forkserver
     from platform_resources.home import operational_dir
     from platform_resources.maintenance import mesh_lock
 
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
             tpch.ensure_started(operational_dir(), args.scale)  # dbgen is single-threaded: it overlaps the imports
             from platform_resources.runner import format_summary, run_mesh
 
-            _collect_from_here()
+            collect_from_here()  # mesh run goes on for long once imported
             summary = run_mesh(args.scale, args.domain, workers=args.workers, log=print, partitions=args.partitions)
     except KeyboardInterrupt:  # Ctrl-C: run_mesh has canceled its runs and stopped what it started
         print("mesh run: interrupted; the runs still going were canceled", file=sys.stderr)
@@ -412,21 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _collect_from_here() -> None:
-    """For a command that goes on for long once imported (mesh run): what was imported is frozen (no collection
-    scans it again), and the garbage collector collects what comes next."""
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
-
-
 def entry_point() -> None:
     """The `mesh` command: main, then out at once. Python's own shutdown (tearing down Dagster's, dbt's and
     DuckDB's modules and threads) took about 2 s after every command had finished and said everything.
 
     Without the garbage collector: a command is mostly imports, hundreds of thousands of objects and next to no
     garbage, which every collection scans again (`mesh read` of a small port: 2.25 s with it, 1.9 s without).
-    The process is short-lived; `mesh run` collects again once imported (_collect_from_here)."""
+    The process is short-lived; `mesh run` collects again once imported (forkserver.collect_from_here)."""
     gc.disable()
     code = main()
     from platform_resources.dbt_fork import release_adapters

@@ -6,6 +6,7 @@ The dbt manifest is prepared ahead of time (platform_resources.dbt_prepare: `mes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
@@ -142,10 +143,13 @@ RUNNING_SECONDS = 24 * 3600  # younger than this, a folder may belong to a run o
 def prune_invocations(target: Path, step: str) -> list[Path]:
     """Remove the step's older invocation folders from the project's `target` (its KEPT_INVOCATIONS latest stay,
     and any younger than RUNNING_SECONDS); the ones removed."""
-    folders = sorted((f for f in target.glob(f"{step}-*-*") if f.is_dir()),
-                     key=lambda f: f.stat().st_mtime, reverse=True)
-    now = time.time()
-    removed = [f for f in folders[KEPT_INVOCATIONS:] if now - f.stat().st_mtime > RUNNING_SECONDS]
+    modified = {}
+    for folder in target.glob(f"{step}-*-*"):
+        with contextlib.suppress(FileNotFoundError):  # another run of the step pruning it meanwhile
+            if folder.is_dir():
+                modified[folder] = folder.stat().st_mtime
+    oldest_kept = time.time() - RUNNING_SECONDS
+    removed = [f for f in sorted(modified, key=modified.get, reverse=True)[KEPT_INVOCATIONS:] if modified[f] < oldest_kept]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)  # another run pruning it too: gone either way
     return removed

@@ -6,6 +6,7 @@ command's own overlap on two cores instead of following each other.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.forkserver
 import threading
@@ -26,3 +27,11 @@ def start_forkserver() -> None:
     # The forkserver is the process's; so is its preload.
     multiprocessing.set_forkserver_preload(["platform_resources.forkserver_preload"])
     threading.Thread(target=multiprocessing.forkserver.ensure_running, name="mesh-forkserver", daemon=True).start()
+
+
+def collect_from_here() -> None:
+    """After imports made with the garbage collector off (the forkserver's preload, the `mesh` command): what was
+    imported is frozen, so no collection scans it again, and collections resume for what comes next."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()

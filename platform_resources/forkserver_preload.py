@@ -11,7 +11,7 @@ in a fork, never scan it again.
 import gc
 import importlib
 
-from platform_resources.forkserver import PRELOAD
+from platform_resources.forkserver import PRELOAD, collect_from_here
 
 gc.disable()
 try:
@@ -21,5 +21,4 @@ try:
 
     component_library_once()
 finally:
-    gc.freeze()
-    gc.enable()
+    collect_from_here()

@@ -54,6 +54,7 @@ class RunWorkers:
         self._context = multiprocessing.get_context("forkserver")
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
         self._stopping = threading.Event()
+        self.ended = threading.Event()  # set as a run's execution ends: the next domain need not wait for a poll
 
     def __enter__(self) -> RunWorkers:
         return self
@@ -95,11 +96,17 @@ class RunWorkers:
             answer = f"its run worker exited with code {worker.exitcode} before creating the run"
         except BaseException as exc:  # noqa: BLE001 (the future carries it to the summary)
             future.set_exception(exc)
+            self.ended.set()
             return
         if answer:
             future.set_exception(NotLaunched(answer))
-        else:
-            future.set_result(None)
+            self.ended.set()
+            return
+        future.set_result(None)
+        with contextlib.suppress(EOFError, OSError):
+            receiver.recv()  # the worker closes its end once the run's execution is over (or it exits)
+        receiver.close()
+        self.ended.set()
 
     def stop(self) -> None:
         """Ctrl-C: no further runs."""
@@ -148,7 +155,6 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
         instance.report_dagster_event(DagsterEvent(DagsterEventType.PIPELINE_STARTING.value, job_name=job_name),
                                       run_id=run_id)
         created.send(None)
-        created.close()
         instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run,
                                      EngineEventData.in_process(os.getpid()))
         # What `dagster api execute_run` runs; interrupted, it has recorded how the run ended before raising.
@@ -158,4 +164,5 @@ def execute(spec: str, domain: str, job_name: str, run_id: str, tags: dict[str, 
                                           inject_env_vars=True):
                     pass
         finally:
+            created.close()  # mesh run reads how the run ended now, not at its next poll
             release_adapters()

@@ -263,12 +263,15 @@ def _interruptible() -> Iterator[None]:
 
 def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], _Launch | str],
                              finish: Callable[[_Launch | None, str, DagsterRunStatus | str], None],
-                             instance: DagsterInstance, workers: int, log: Callable[[str], None]) -> None:
+                             instance: DagsterInstance, workers: int, log: Callable[[str], None],
+                             ended: threading.Event | None = None) -> None:
     """Launch each domain once the domains it reads from are done, `workers` runs at a time.
 
     `start` returns an error instead of a launch when the domain cannot be launched; `finish` gets each domain's
-    launch (None if none), and its run's status or its error.
+    launch (None if none), and its run's status or its error. Runs are polled every POLL_SECONDS, and at once when
+    `ended` is set (a run's execution ended).
     """
+    ended = ended or threading.Event()
     sorter = graphlib.TopologicalSorter(graph)
     sorter.prepare()
     ready: list[str] = []
@@ -286,14 +289,17 @@ def _run_in_dependency_order(graph: dict[str, set[str]], start: Callable[[str], 
                     continue
                 running.append(launch)
                 log(f"  {domain:<12} started  run {launch.run_id}")
+            ended.clear()  # before polling: an end from here on wakes the wait below
+            finished = False
             for launch in list(running):
                 outcome = _poll(launch, instance, log)
                 if outcome is not None:
                     running.remove(launch)
                     sorter.done(launch.domain)
                     finish(launch, launch.domain, outcome)
-            if running:
-                time.sleep(POLL_SECONDS)
+                    finished = True
+            if running and not finished:  # a domain that finished may have made the next ones ready
+                ended.wait(POLL_SECONDS)
     except BaseException:
         _stop(running, instance)
         raise
@@ -558,7 +564,8 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
                 batch.partition_tags = partition_tags
                 batch.prepare_ahead([d for d in _launch_order(selected) if d in batch.entries and
                                      is_local(batch.entries[d])])
-                _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log)
+                _run_in_dependency_order(selected, batch.start, batch.finish, instance, max(1, workers), log,
+                                         run_workers.ended)
             batch.explain_skipped()
         batch.conclude()
     finally:

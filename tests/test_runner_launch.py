@@ -86,3 +86,19 @@ def test_domains_that_more_domains_wait_on_launch_first_and_upstreams_before_the
     order = _launch_order(graph)
     assert order[:2] == ["crm", "sales"]  # finance and marketing wait on both
     assert all(order.index(up) < order.index(d) for d, ups in graph.items() for up in ups)
+
+
+def test_a_run_that_ends_starts_the_next_domain_without_waiting_for_a_poll(fresh_home):
+    # Polls an hour apart: only the run worker's word that its run ended moves mesh run on, one domain at a time.
+    script = ("from platform_resources import runner\n"
+              "runner.POLL_SECONDS = 3600\n"
+              "summary = runner.run_mesh(0.01, domains=['geography', 'crm'], workers=1, log=lambda line: None)\n"
+              "print(summary.ok, summary.ports['crm.customers.customers'].rows)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    try:
+        output = process.communicate(timeout=600)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("mesh run waited for a poll after a run ended") from None
+    assert output.strip().splitlines()[-1] == "True 1500", output[-3000:]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,13 +50,17 @@ def generated_scale(folder: Path) -> float | None:
     return json.loads(marker.read_text())["scale"] if marker.exists() else None
 
 
-def generate(folder: Path, scale: float) -> None:
-    """Write one DuckDB file per operational system holding its TPC-H tables at `scale`."""
+def generate(folder: Path, scale: float, log: Callable[[str], None] = lambda line: None) -> None:
+    """Write one DuckDB file per operational system holding its TPC-H tables at `scale`, logging each step (dbgen
+    takes minutes at scale 10)."""
     folder.mkdir(parents=True, exist_ok=True)
+    log(f"generating the operational systems at TPC-H scale {scale} in {folder}")
+    started = time.perf_counter()
     with connect_with_tpch() as con:
         con.execute(f"set memory_limit = '{generation_memory() // 2**20}MiB'")
         con.execute(f"set temp_directory = '{folder / 'generating.tmp'}'")
         con.execute(f"call dbgen(sf={scale})")
+        log(f"  {'operational':<12} dbgen done  ({time.perf_counter() - started:.1f} s)")
         for system, tables in SYSTEMS.items():
             target = folder / f"{system}.duckdb"
             staging = folder / f"{system}.duckdb.tmp"
@@ -64,21 +70,32 @@ def generate(folder: Path, scale: float) -> None:
                 con.execute(f"create table {system}.{table} as select * from main.{table}")
             con.execute(f"detach {system}")
             os.replace(staging, target)  # readers never see a half-written system
+            rows = ", ".join(f"{t} {con.execute(f'select count(*) from main.{t}').fetchone()[0]:,}" for t in tables)
+            log(f"  {'operational':<12} {system} written: {rows} rows  ({time.perf_counter() - started:.1f} s)")
     (folder / MARKER).write_text(json.dumps({"scale": scale}))
 
 
-def ensure_started(folder: Path, scale: float) -> None:
+def ensure_started(folder: Path, scale: float, log: Callable[[str], None] = lambda line: None) -> None:
     """Start `ensure` in a thread: dbgen runs in DuckDB's threads while this process goes on (`mesh run` imports
-    Dagster meanwhile); the next `ensure` of the same folder and scale waits for it and returns what it returned."""
-    _started[(folder, scale)] = ThreadPoolExecutor(1, thread_name_prefix="mesh-generate").submit(ensure, folder, scale)
+    Dagster meanwhile); the next `ensure` of the same folder and scale waits for it and returns what it returned.
+    Either way it says so at once (a generation logs its steps as they end)."""
+    if _generated(folder, scale):
+        log(f"the operational systems at TPC-H scale {scale} in {folder} exist already")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mesh-generate")
+    _started[(folder, scale)] = pool.submit(ensure, folder, scale, log)
+    pool.shutdown(wait=False)  # its thread ends with the generation
 
 
-def ensure(folder: Path, scale: float) -> bool:
+def ensure(folder: Path, scale: float, log: Callable[[str], None] = lambda line: None) -> bool:
     """Generate the systems unless they already exist at this scale. Returns True when it generated."""
     started = _started.pop((folder, scale), None)
     if started is not None:
         return started.result()
-    if generated_scale(folder) == scale and all((folder / f"{s}.duckdb").exists() for s in SYSTEMS):
+    if _generated(folder, scale):
         return False
-    generate(folder, scale)
+    generate(folder, scale, log)
     return True
+
+
+def _generated(folder: Path, scale: float) -> bool:
+    return generated_scale(folder) == scale and all((folder / f"{s}.duckdb").exists() for s in SYSTEMS)

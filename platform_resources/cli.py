@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     start_forkserver()  # it imports Dagster and dbt while this process does the same
     try:
         with mesh_lock(print):
-            tpch.ensure_started(operational_dir(), args.scale)  # dbgen is single-threaded: it overlaps the imports
+            tpch.ensure_started(operational_dir(), args.scale, print)  # dbgen overlaps the imports
             from platform_resources.runner import format_summary, run_mesh
 
             collect_from_here()  # mesh run goes on for long once imported

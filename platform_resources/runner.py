@@ -534,8 +534,8 @@ def _run_mesh(scale: float, domains: list[str] | None, workers: int, log, partit
     plan_ranges_in_one_event()
     from operational_systems import tpch  # the sample mesh's simulated sources
 
-    if tpch.ensure(operational_dir(), scale):
-        log(f"generated the operational systems at TPC-H scale {scale} in {operational_dir()}")
+    if tpch.ensure(operational_dir(), scale, log):
+        log(f"generated the operational systems at TPC-H scale {scale}")
     registry = published_registry()  # code locations read the registry store: publish this checkout first
     register_ports(registry, domains)  # lineage knows every product before its first run
     graph = registry.domain_dependencies()

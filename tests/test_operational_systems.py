@@ -22,3 +22,20 @@ def test_generation_started_ahead_runs_in_the_background_and_ensure_takes_its_re
     for system, tables in tpch.SYSTEMS.items():
         with duckdb.connect(str(tmp_path / f"{system}.duckdb"), read_only=True) as con:
             assert all(con.execute(f"select count(*) from {table}").fetchone()[0] > 0 for table in tables)
+
+
+def test_a_generation_says_what_it_does_as_it_goes(tmp_path):
+    lines: list[str] = []
+    assert tpch.ensure(tmp_path, 0.001, lines.append) is True
+    assert lines[0] == f"generating the operational systems at TPC-H scale 0.001 in {tmp_path}"
+    assert "dbgen done" in lines[1]
+    written = lines[2:]
+    assert [line.split()[1] for line in written] == list(tpch.SYSTEMS)  # a line per system as it is written
+    with duckdb.connect(str(tmp_path / "order_db.duckdb"), read_only=True) as con:
+        orders = con.execute("select count(*) from orders").fetchone()[0]
+    assert f"orders {orders:,}," in written[1], written[1]
+
+    again: list[str] = []
+    tpch.ensure_started(tmp_path, 0.001, again.append)  # the next mesh run says at once that it generates nothing
+    assert tpch.ensure(tmp_path, 0.001) is False
+    assert again == [f"the operational systems at TPC-H scale 0.001 in {tmp_path} exist already"]

@@ -3,6 +3,7 @@ engine and connection per file instead of one per event, so SQLite keeps the wri
 of checkpointing and deleting it after every one, and other processes still read and write the run's events."""
 
 import multiprocessing
+import os
 import uuid
 from pathlib import Path
 
@@ -63,3 +64,43 @@ def test_events_of_a_run_share_one_connection_per_file(fresh_home):
             event.remove(Engine, "connect", count)
     assert len(connects) <= 3  # the run's file, the index and its tables asked once: not one per event or tag set
     assert instance.get_latest_materialization_event(AssetKey(["a", "b"])).dagster_event.partition == "p19"
+
+
+def _partition_materializations(run_id: str, key: AssetKey, partitions: int) -> list:
+    from dagster._core.events.log import EventLogEntry
+
+    return [EventLogEntry(error_info=None, level=20, user_message="", run_id=run_id, timestamp=1_700_000_000.0 + i,
+                          job_name="a_job", dagster_event=DagsterEvent(
+                              DagsterEventType.ASSET_MATERIALIZATION.value, job_name="a_job",
+                              event_specific_data=StepMaterializationData(AssetMaterialization(
+                                  key, partition=f"p{i:02d}", metadata={"rows": i},
+                                  tags={"dagster/data_version": str(i)}))))
+            for i in range(partitions)]
+
+
+def test_a_batch_of_partition_materializations_is_stored_as_one_by_one_storage_stores_it(fresh_home):
+    (fresh_home / "dagster").mkdir(parents=True)
+    (fresh_home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    one_by_one, batched = AssetKey(["a", "one_by_one"]), AssetKey(["a", "batched"])
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        for event in _partition_materializations(str(uuid.uuid4()), one_by_one, 12):
+            storage.store_event(event)
+        run_id = str(uuid.uuid4())
+        with kept_open(instance):
+            assert os.environ["DAGSTER_EVENT_BATCH_SIZE"]  # Dagster hands partition materializations over in batches
+            storage.store_event_batch(_partition_materializations(run_id, batched, 12))
+        assert "DAGSTER_EVENT_BATCH_SIZE" not in os.environ
+
+        def stored(key: AssetKey) -> tuple:
+            records = instance.fetch_materializations(key, limit=100).records
+            latest = instance.get_latest_materialization_event(key)
+            return ([(r.partition_key, r.asset_materialization.metadata["rows"].value,
+                      r.asset_materialization.tags["dagster/data_version"]) for r in records],
+                    storage.get_materialized_partitions(key), latest.dagster_event.partition,
+                    storage.get_event_tags_for_asset(key, filter_tags={"dagster/data_version": "7"}))
+
+        assert len(instance.all_logs(run_id)) == 12  # in the run's own file as well as in the index
+        ours, dagsters = stored(batched), stored(one_by_one)
+        assert ours[:3] == dagsters[:3] and ours[2] == "p11"
+        assert [tags["dagster/data_version"] for tags in ours[3]] == ["7"]

@@ -12,8 +12,11 @@ then prints a table and the targets and writes them, with the machine, as Markdo
 earlier invocation into the same --out file are kept (so scale 10 can be a run of its own), and so are the
 sections of that file this script does not write.
 
-    .venv/bin/python benchmarks/mesh_vs_duckdb.py [--scales 0.01,0.1,1] [--out benchmarks/results.md]
+    .venv/bin/python benchmarks/mesh_vs_duckdb.py [--scales 0.01,0.1,1] [--repeat 3] [--out benchmarks/results.md]
     .venv/bin/python benchmarks/mesh_vs_duckdb.py --scales 10
+
+With --repeat N the three commands run N times, one after the other in turn (mesh, peer, DuckDB, mesh, ...), and
+each reports its median run: this machine's speed changes by a third within minutes, more than most changes.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class Measurement:
     output: str  # its tail, kept in the results only when the run failed
     problem: str | None = None  # why the run does not count, if it does not
     domain_seconds: dict[str, float] = field(default_factory=dict)
+    every_seconds: list[float] = field(default_factory=list)  # each repetition's, when there were several
 
 
 @dataclass
@@ -201,9 +205,8 @@ def run_duckdb(scale: float, workdir: Path) -> Measurement:
     return measure(command, {}, workdir, "baseline")
 
 
-def measure_scale(scale: float, invocation: str) -> Row:
+def measure_once(scale: float, invocation: str, measured: str) -> Row:
     workdir = Path(tempfile.mkdtemp(prefix=f"mesh_bench_{scale}_"))
-    measured = datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"scale {scale:g}: mesh ...", flush=True)
     mesh = run_mesh(scale, workdir)
     print(f"scale {scale:g}: mesh {mesh.seconds:.1f} s {mesh.problem or 'ok'}; peer ...", flush=True)
@@ -225,6 +228,20 @@ def measure_scale(scale: float, invocation: str) -> Row:
     return row
 
 
+def measure_scale(scale: float, invocation: str, repeat: int) -> Row:
+    """The scale measured `repeat` times in turn; each command's median run (a failed one, if any failed)."""
+    measured = datetime.now().astimezone().isoformat(timespec="seconds")
+    rows = [measure_once(scale, invocation, measured) for _ in range(repeat)]
+    if repeat == 1:
+        return rows[0]
+    chosen = {}
+    for kind in ("mesh", "peer", "duckdb", "peer_parse"):
+        runs = sorted((getattr(r, kind) for r in rows), key=lambda m: (m.problem is None, m.seconds))
+        chosen[kind] = runs[0] if runs[0].problem else runs[len(runs) // 2]
+        chosen[kind].every_seconds = [getattr(r, kind).seconds for r in rows]
+    return Row(scale=scale, measured=measured, invocation=invocation, **chosen)
+
+
 def machine() -> str:
     mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])
     return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {mem_kib / 1024 ** 2:.1f} GiB RAM, "
@@ -233,6 +250,14 @@ def machine() -> str:
 
 def ratio(a: Measurement, b: Measurement) -> float:
     return a.seconds / b.seconds
+
+
+def repetitions(rows: list[Row]) -> list[str]:
+    """Each repetition's seconds, for the scales measured more than once."""
+    return [f"- scale {row.scale:g}, medians of {len(row.mesh.every_seconds)} runs in turn: "
+            + "; ".join(f"{name} " + ", ".join(f"{s:.1f}" for s in run.every_seconds) + " s"
+                        for name, run in (("mesh", row.mesh), ("peer", row.peer), ("DuckDB", row.duckdb)))
+            for row in rows if len(row.mesh.every_seconds) > 1]
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -317,6 +342,7 @@ def report(rows: list[Row], kept_sections: list[str]) -> str:
         "# Mesh vs a plain Dagster + dbt project (the peer) vs plain DuckDB", "",
         f"Machine: {machine()}", "",
         *table(rows), "",
+        *(repetitions(rows) + [""] if repetitions(rows) else []),
         "Wall time is measured around each command in a wrapper process. Peaks are *tree sum / largest process*: "
         "the tree sum is the RSS of every process of the command's tree (descendants and its session, from /proc) "
         "added up, sampled every 0.2 s, so pages shared between processes count more than once; the largest process "
@@ -345,21 +371,24 @@ def report(rows: list[Row], kept_sections: list[str]) -> str:
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--scales", default="0.01,0.1,1", help="comma-separated TPC-H scales (default 0.01,0.1,1)")
+    args.add_argument("--repeat", type=int, default=1, help="runs of each command per scale, in turn (median)")
     args.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results.md")
     options = args.parse_args()
+    if options.repeat < 1:
+        args.error("--repeat: at least 1")
     invocation = shlex.join([sys.executable, *sys.argv])
 
     earlier, kept_sections = previous(options.out)
     scales = [float(s) for s in options.scales.split(",")]
     rows = {row.scale: row for row in earlier if row.scale not in scales}
     for scale in scales:
-        rows[scale] = measure_scale(scale, invocation)
+        rows[scale] = measure_scale(scale, invocation, options.repeat)
         # Rewrite the results after every scale, so a later failure keeps the earlier numbers.
         options.out.write_text(report(sorted(rows.values(), key=lambda r: r.scale), kept_sections))
 
     ordered = sorted(rows.values(), key=lambda r: r.scale)
     print()
-    print("\n".join(table(ordered)))
+    print("\n".join(table(ordered) + repetitions(ordered)))
     print()
     print("\n".join(targets(ordered)))
     print(f"\nwritten to {options.out}")

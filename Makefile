@@ -19,7 +19,7 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/mesh dev
 
 benchmark: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/mesh_vs_duckdb.py
+	$(VENV)/bin/python benchmarks/mesh_vs_duckdb.py --repeat 3
 
 # Pinned install: direct pins in pyproject.toml, the whole resolved set in constraints.txt.
 $(VENV)/.installed: pyproject.toml constraints.txt

@@ -66,10 +66,8 @@ def kept_open(instance: DagsterInstance) -> Iterator[None]:
     def has_table(table_name: str) -> bool:
         return type(storage).has_table(storage, table_name)
 
-    def store_event_batch(events: Sequence[EventLogEntry]) -> None:
-        _store_batch(storage, events)
-
-    storage._connect, storage.has_table, storage.store_event_batch = connect, has_table, store_event_batch
+    storage._connect, storage.has_table = connect, has_table
+    storage.store_event_batch = functools.partial(_store_batch, storage)
     batch_size = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = batch_size or BATCH_SIZE
     try:

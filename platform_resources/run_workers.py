@@ -76,8 +76,14 @@ class RunWorkers:
                          args=(future, domain, spec, job_name, run_id, dict(tags), prepare)).start()
         return future
 
-    def _launch(self, future: Future[None], domain: str, spec: Path, job_name: str, run_id: str,
-                tags: dict[str, str], prepare: Callable[[], None]) -> None:
+    def _launch(self, future: Future[None], *args) -> None:
+        try:
+            self._start_and_watch(future, *args)
+        finally:
+            self.ended.set()  # the run ended, or it was never launched: either way the launch loop looks now
+
+    def _start_and_watch(self, future: Future[None], domain: str, spec: Path, job_name: str, run_id: str,
+                         tags: dict[str, str], prepare: Callable[[], None]) -> None:
         try:
             if self._stopping.is_set():
                 raise NotLaunched("mesh run was interrupted before the location loaded")
@@ -96,17 +102,14 @@ class RunWorkers:
             answer = f"its run worker exited with code {worker.exitcode} before creating the run"
         except BaseException as exc:  # noqa: BLE001 (the future carries it to the summary)
             future.set_exception(exc)
-            self.ended.set()
             return
         if answer:
             future.set_exception(NotLaunched(answer))
-            self.ended.set()
             return
         future.set_result(None)
         with contextlib.suppress(EOFError, OSError):
             receiver.recv()  # the worker closes its end once the run's execution is over (or it exits)
         receiver.close()
-        self.ended.set()
 
     def stop(self) -> None:
         """Ctrl-C: no further runs."""
